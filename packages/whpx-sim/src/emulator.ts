@@ -1,0 +1,228 @@
+/**
+ * The instruction-emulator helper (WHPX's WinHvEmulation): completes an instruction that
+ * caused an I/O-port or memory-access exit, through caller callbacks. Plain IN/OUT take a
+ * short path; everything else (string and REP forms, any MMIO instruction) runs the same
+ * interpreter on a scratch CPU whose memory and ports are the callbacks.
+ */
+import { Cpu, RunExit, type AccessSize, type CpuBus } from "@vmmkit/cpu";
+import { WhvError } from "./errors.js";
+import type {
+  WhvEmulatorHandle,
+  WhvIoPortAccessContext,
+  WhvMemoryAccessContext,
+  WhvRegisterName,
+  WhvRegisterValues,
+  WhvVpExitContext,
+} from "./types.js";
+import { readRegister, writeRegister } from "./register-access.js";
+
+export interface WhvEmulatorIoAccessInfo {
+  direction: "in" | "out";
+  port: number;
+  accessSize: AccessSize;
+  /** For "out" the value written; an "in" callback stores the value read here. */
+  data: number;
+}
+
+export interface WhvEmulatorMemoryAccessInfo {
+  gpaAddress: bigint;
+  direction: "read" | "write";
+  accessSize: number;
+  /** For "write" the bytes written; a "read" callback fills them. */
+  data: Uint8Array;
+}
+
+/** Synchronous callbacks; a throw counts as "callback failed". */
+export interface WhvEmulatorCallbacks<C> {
+  ioPort(context: C, access: WhvEmulatorIoAccessInfo): void;
+  memory(context: C, access: WhvEmulatorMemoryAccessInfo): void;
+  getVirtualProcessorRegisters<const N extends readonly WhvRegisterName[]>(context: C, names: N): WhvRegisterValues<N>;
+  setVirtualProcessorRegisters<const N extends readonly WhvRegisterName[]>(context: C, names: N, values: WhvRegisterValues<N>): void;
+}
+
+export interface WhvEmulatorStatus {
+  emulationSuccessful: boolean;
+  internalEmulationFailure: boolean;
+  ioPortCallbackFailed: boolean;
+  memoryCallbackFailed: boolean;
+  translateGvaPageCallbackFailed: boolean;
+  translateGvaPageCallbackGpaIsNotAligned: boolean;
+  getVirtualProcessorRegistersCallbackFailed: boolean;
+  setVirtualProcessorRegistersCallbackFailed: boolean;
+  interruptCausedIntercept: boolean;
+  guestCannotBeFaulted: boolean;
+}
+
+function status(bits: Partial<WhvEmulatorStatus>): WhvEmulatorStatus {
+  return {
+    emulationSuccessful: false,
+    internalEmulationFailure: false,
+    ioPortCallbackFailed: false,
+    memoryCallbackFailed: false,
+    translateGvaPageCallbackFailed: false,
+    translateGvaPageCallbackGpaIsNotAligned: false,
+    getVirtualProcessorRegistersCallbackFailed: false,
+    setVirtualProcessorRegistersCallbackFailed: false,
+    interruptCausedIntercept: false,
+    guestCannotBeFaulted: false,
+    ...bits,
+  };
+}
+
+/** State the scratch CPU needs to run one instruction the way the guest would. */
+const STATE_REGISTERS = [
+  "x64Rax", "x64Rcx", "x64Rdx", "x64Rbx", "x64Rsp", "x64Rbp", "x64Rsi", "x64Rdi",
+  "x64Cr0", "x64Cr3", "x64Cr4", "x64Efer",
+  "x64Es", "x64Cs", "x64Ss", "x64Ds", "x64Fs", "x64Gs", "x64Ldtr", "x64Tr",
+  "x64Gdtr", "x64Idtr", "x64Rip", "x64Rflags",
+] as const;
+
+const RESULT_REGISTERS = ["x64Rax", "x64Rcx", "x64Rdx", "x64Rbx", "x64Rsp", "x64Rbp", "x64Rsi", "x64Rdi", "x64Rip", "x64Rflags"] as const;
+
+class CallbackFailure {
+  constructor(readonly which: keyof WhvEmulatorStatus) {}
+}
+
+class Emulator<C> implements CpuBus {
+  readonly handle = Object.freeze({}) as WhvEmulatorHandle;
+  readonly scratch = new Cpu({ bus: this });
+  context: C | undefined;
+  private readonly ioInfo: WhvEmulatorIoAccessInfo = { direction: "in", port: 0, accessSize: 1, data: 0 };
+
+  constructor(readonly callbacks: WhvEmulatorCallbacks<C>) {}
+
+  readPhysical(address: number, size: AccessSize): number {
+    const data = new Uint8Array(size);
+    this.call("memoryCallbackFailed", () => this.callbacks.memory(this.context as C, { gpaAddress: BigInt(address), direction: "read", accessSize: size, data }));
+    let value = 0;
+    for (let i = 0; i < size; i++) value |= data[i]! << (8 * i);
+    return value >>> 0;
+  }
+
+  writePhysical(address: number, value: number, size: AccessSize): void {
+    const data = new Uint8Array(size);
+    for (let i = 0; i < size; i++) data[i] = value >>> (8 * i);
+    this.call("memoryCallbackFailed", () => this.callbacks.memory(this.context as C, { gpaAddress: BigInt(address), direction: "write", accessSize: size, data }));
+  }
+
+  readPort(port: number, size: AccessSize): number {
+    return this.port("in", port, 0, size);
+  }
+
+  writePort(port: number, value: number, size: AccessSize): void {
+    this.port("out", port, value, size);
+  }
+
+  port(direction: "in" | "out", port: number, value: number, size: AccessSize): number {
+    const info = this.ioInfo;
+    info.direction = direction;
+    info.port = port;
+    info.accessSize = size;
+    info.data = value;
+    this.call("ioPortCallbackFailed", () => this.callbacks.ioPort(this.context as C, info));
+    const mask = size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+    return (info.data & mask) >>> 0;
+  }
+
+  call(failure: keyof WhvEmulatorStatus, action: () => void): void {
+    try {
+      action();
+    } catch (error) {
+      throw new CallbackFailure(failure);
+    }
+  }
+}
+
+/** Creates, runs and destroys instruction emulators (one per virtual processor). */
+export class WhvEmulatorApi {
+  private readonly emulators = new WeakMap<WhvEmulatorHandle, Emulator<unknown>>();
+
+  createEmulator<C>(callbacks: WhvEmulatorCallbacks<C>): WhvEmulatorHandle {
+    const emulator = new Emulator<C>(callbacks);
+    this.emulators.set(emulator.handle, emulator as Emulator<unknown>);
+    return emulator.handle;
+  }
+
+  destroyEmulator(handle: WhvEmulatorHandle): void {
+    if (!this.emulators.delete(handle)) throw new WhvError("invalidArg", "not an emulator handle");
+  }
+
+  /** Completes the IN/OUT/INS/OUTS of an x64IoPortAccess exit. */
+  tryIoEmulation<C>(handle: WhvEmulatorHandle, context: C, vpContext: WhvVpExitContext, access: WhvIoPortAccessContext): WhvEmulatorStatus {
+    const emulator = this.emulator<C>(handle);
+    emulator.context = context;
+    if (!access.accessInfo.stringOp && vpContext.instructionLength > 0) {
+      // IN/OUT: one port access and two registers, no decoding needed.
+      try {
+        const size = access.accessInfo.accessSize;
+        const mask = size === 4 ? 0xffffffffn : BigInt((1 << (8 * size)) - 1);
+        const rip = vpContext.rip + BigInt(vpContext.instructionLength);
+        if (access.accessInfo.isWrite) {
+          emulator.port("out", access.portNumber, Number(access.rax & mask), size);
+          emulator.call("setVirtualProcessorRegistersCallbackFailed", () =>
+            emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rip"] as const, [rip]),
+          );
+        } else {
+          const value = BigInt(emulator.port("in", access.portNumber, 0, size));
+          const rax = size === 4 ? value : (access.rax & ~mask) | value;
+          emulator.call("setVirtualProcessorRegistersCallbackFailed", () =>
+            emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rax", "x64Rip"] as const, [rax, rip]),
+          );
+        }
+        return status({ emulationSuccessful: true });
+      } catch (failure) {
+        return failed(failure);
+      }
+    }
+    return this.emulateOne(emulator, context);
+  }
+
+  /** Completes the instruction of a memoryAccess exit (MMIO). */
+  tryMmioEmulation<C>(handle: WhvEmulatorHandle, context: C, _vpContext: WhvVpExitContext, _access: WhvMemoryAccessContext): WhvEmulatorStatus {
+    const emulator = this.emulator<C>(handle);
+    emulator.context = context;
+    return this.emulateOne(emulator, context);
+  }
+
+  private emulateOne<C>(emulator: Emulator<C>, context: C): WhvEmulatorStatus {
+    const cpu = emulator.scratch;
+    try {
+      let values: unknown[] = [];
+      emulator.call("getVirtualProcessorRegistersCallbackFailed", () => {
+        values = emulator.callbacks.getVirtualProcessorRegisters(context, STATE_REGISTERS);
+      });
+      cpu.reset();
+      // Control registers first: segment loads and flags depend on the mode.
+      STATE_REGISTERS.forEach((name, i) => writeRegister(cpu, name, values[i] as never));
+      const start = cpu.eip;
+      let exit: number = RunExit.Budget;
+      // A REP instruction may give way between chunks of iterations; run it to completion.
+      do {
+        exit = cpu.run(1);
+      } while (exit === RunExit.Budget && cpu.eip === start && cpu.prefixRepeat !== 0 && repeatRemains(cpu));
+      if (exit === RunExit.Unsupported || exit === RunExit.Shutdown) return status({ internalEmulationFailure: true });
+      const results = RESULT_REGISTERS.map((name) => readRegister(cpu, name)) as WhvRegisterValues<typeof RESULT_REGISTERS>;
+      emulator.call("setVirtualProcessorRegistersCallbackFailed", () =>
+        emulator.callbacks.setVirtualProcessorRegisters(context, RESULT_REGISTERS, results),
+      );
+      return status({ emulationSuccessful: true });
+    } catch (failure) {
+      return failed(failure);
+    }
+  }
+
+  private emulator<C>(handle: WhvEmulatorHandle): Emulator<C> {
+    const emulator = this.emulators.get(handle);
+    if (!emulator) throw new WhvError("invalidArg", "not an emulator handle (destroyed?)");
+    return emulator as Emulator<C>;
+  }
+}
+
+function repeatRemains(cpu: Cpu): boolean {
+  return (cpu.regs[1]! & (cpu.addressSize32 ? -1 : 0xffff)) !== 0;
+}
+
+function failed(failure: unknown): WhvEmulatorStatus {
+  if (failure instanceof CallbackFailure) return status({ [failure.which]: true });
+  throw failure;
+}

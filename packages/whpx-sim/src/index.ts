@@ -1,0 +1,41 @@
+export { WhvPlatform, SLICE_INSTRUCTIONS } from "./platform.js";
+export { WhvEmulatorApi } from "./emulator.js";
+export type {
+  WhvEmulatorCallbacks,
+  WhvEmulatorIoAccessInfo,
+  WhvEmulatorMemoryAccessInfo,
+  WhvEmulatorStatus,
+} from "./emulator.js";
+export { WhvError, WhvHresult, isWhvError } from "./errors.js";
+export type { WhvErrorCode } from "./errors.js";
+export {
+  WhvExceptionType,
+  WhvMapGpaRangeFlags,
+  WhvPartitionPropertyCodes,
+  WhvRegisterName,
+  exceptionBitmap,
+} from "./types.js";
+export type {
+  WhvCpuidResult,
+  WhvEmulatorHandle,
+  WhvExtendedVmExits,
+  WhvIoPortAccessContext,
+  WhvMemoryAccessContext,
+  WhvPartitionHandle,
+  WhvPartitionPropertyCode,
+  WhvPartitionPropertyMap,
+  WhvRegisterValue,
+  WhvRegisterValueMap,
+  WhvRegisterValues,
+  WhvRunVpExitContext,
+  WhvRunVpExitReason,
+  WhvSimProcessorCounters,
+  WhvSimRunOptions,
+  WhvVpExceptionContext,
+  WhvVpExitContext,
+  WhvX64DeliverabilityNotifications,
+  WhvX64InterruptState,
+  WhvX64PendingInterruption,
+  WhvX64SegmentRegister,
+  WhvX64TableRegister,
+} from "./types.js";
