@@ -1,0 +1,253 @@
+/**
+ * The composition root: wires guest RAM (pgm), port I/O (iom), the PC devices, the
+ * WHPX-shaped accelerator (whpx-sim, backed by the cpu package) and the VM lifecycle with
+ * its execution loop (vm). Nothing else in vmmkit knows about more than one package.
+ */
+import { DebugExit, Uart16550, type SerialBackend } from "@vmmkit/devices";
+import { PortSpace } from "@vmmkit/iom";
+import { PhysicalMemory, type PhysicalMemoryListener, type PhysicalRange } from "@vmmkit/pgm";
+import { Vm, VmState, type ExecutionEngine, type ExitAction } from "@vmmkit/vm";
+import {
+  WhvEmulatorApi,
+  WhvMapGpaRangeFlags,
+  WhvPlatform,
+  type WhvEmulatorCallbacks,
+  type WhvPartitionHandle,
+  type WhvRegisterName,
+  type WhvRegisterValues,
+  type WhvRunVpExitContext,
+} from "@vmmkit/whpx-sim";
+import { CliError, hex } from "../cli-error.js";
+import type { EntryState, LoadedImage } from "./images.js";
+import { CONVENTIONAL_MEMORY_END, EXTENDED_MEMORY_START, MAX_MEMORY, MIN_MEMORY } from "./layout.js";
+
+export const COM1_PORT = 0x3f8;
+export const DEBUG_EXIT_PORT = 0xf4;
+
+/** Why the machine stopped, and the process exit status that reports it. */
+export interface RunOutcome {
+  /** Process exit status: 0 after HLT with interrupts off, (v << 1) | 1 after isa-debug-exit. */
+  status: number;
+  reason: "halted" | "debug-exit" | "instruction-limit" | "timeout" | "triple-fault" | "unsupported" | "failure";
+  /** A line for the user when the stop was not the guest's own choice. */
+  message?: string;
+}
+
+export interface MachineOptions {
+  readonly memoryBytes: number;
+  readonly serial: SerialBackend;
+  /** Places the guest image into memory (after RAM exists) and says how the CPU starts. */
+  readonly load: (memory: PhysicalMemory) => LoadedImage;
+}
+
+export interface RunLimits {
+  readonly maxInstructions?: number;
+  readonly timeoutSeconds?: number;
+}
+
+/** The parts of a built machine, for the CLI and for tests. */
+export interface Machine {
+  readonly memory: PhysicalMemory;
+  readonly ports: PortSpace;
+  readonly platform: WhvPlatform;
+  readonly partition: WhvPartitionHandle;
+  readonly vm: Vm<WhvRunVpExitContext>;
+  readonly image: LoadedImage;
+  /** Powers on, runs until the guest stops (or a limit is hit) and powers off. */
+  run(limits?: RunLimits): Promise<RunOutcome>;
+  /** Guest instructions executed so far. */
+  instructionsRetired(): number;
+}
+
+const BOOT_VCPU = 0;
+
+export function buildMachine(options: MachineOptions): Machine {
+  const { memoryBytes } = options;
+  if (!Number.isInteger(memoryBytes) || memoryBytes < MIN_MEMORY || memoryBytes > MAX_MEMORY || memoryBytes % 4096 !== 0) {
+    throw new CliError(`--mem must be between ${MIN_MEMORY / 2 ** 20} MiB and ${MAX_MEMORY / 2 ** 20} MiB, got ${memoryBytes} bytes`);
+  }
+
+  // ---- guest physical memory -----------------------------------------------------------
+  const memory = new PhysicalMemory({ arenaSize: memoryBytes });
+  memory.addRam(0, CONVENTIONAL_MEMORY_END, "conventional memory");
+  memory.addRam(EXTENDED_MEMORY_START, memoryBytes - EXTENDED_MEMORY_START, "extended memory");
+  const image = options.load(memory);
+
+  // ---- accelerator: RAM and ROM are mapped for the fast path; everything else exits ------
+  const platform = new WhvPlatform();
+  const partition = platform.createPartition();
+  platform.setPartitionProperty(partition, "processorCount", 1);
+  platform.setupPartition(partition);
+  const mapper: PhysicalMemoryListener = {
+    rangeAdded(range: PhysicalRange) {
+      if (!range.bytes) return; // MMIO stays unmapped: accesses exit to the VMM
+      const flags =
+        range.kind === "ram"
+          ? WhvMapGpaRangeFlags.read | WhvMapGpaRangeFlags.write | WhvMapGpaRangeFlags.execute
+          : WhvMapGpaRangeFlags.read | WhvMapGpaRangeFlags.execute;
+      platform.mapGpaRange(partition, range.bytes, BigInt(range.start), BigInt(range.size), flags);
+    },
+    rangeRemoved(range: PhysicalRange) {
+      if (range.bytes) platform.unmapGpaRange(partition, BigInt(range.start), BigInt(range.size));
+    },
+  };
+  platform.createVirtualProcessor(partition, BOOT_VCPU);
+  memory.addListener(mapper);
+  applyEntryState(platform, partition, image.entry);
+
+  // ---- devices on the port bus ---------------------------------------------------------
+  let outcome: RunOutcome | null = null;
+  const ports = new PortSpace();
+  const uart = new Uart16550(options.serial);
+  ports.register({ port: COM1_PORT, count: 8, owner: "com1", device: uart });
+  const debugExit = new DebugExit((status) => {
+    outcome ??= { status, reason: "debug-exit" };
+  });
+  ports.register({ port: DEBUG_EXIT_PORT, count: 4, owner: "isa-debug-exit", device: debugExit });
+
+  // ---- the instruction emulator completes I/O and MMIO exits through these callbacks ---
+  const emulatorApi = new WhvEmulatorApi();
+  const callbacks: WhvEmulatorCallbacks<number> = {
+    ioPort(_vcpu, access) {
+      if (access.direction === "in") access.data = ports.read(access.port, access.accessSize);
+      else ports.write(access.port, access.data, access.accessSize);
+    },
+    memory(_vcpu, access) {
+      const address = Number(access.gpaAddress);
+      for (let i = 0; i < access.accessSize; i++) {
+        if (access.direction === "read") access.data[i] = memory.read(address + i, 1);
+        else memory.write(address + i, access.data[i]!, 1);
+      }
+    },
+    getVirtualProcessorRegisters<const N extends readonly WhvRegisterName[]>(vcpu: number, names: N) {
+      return platform.getVirtualProcessorRegisters(partition, vcpu, names);
+    },
+    setVirtualProcessorRegisters<const N extends readonly WhvRegisterName[]>(vcpu: number, names: N, values: WhvRegisterValues<N>) {
+      platform.setVirtualProcessorRegisters(partition, vcpu, names, values);
+    },
+  };
+  const emulator = emulatorApi.createEmulator(callbacks);
+
+  // ---- the VM and its execution loop ---------------------------------------------------
+  let instructionBudget = Number.POSITIVE_INFINITY;
+  const engine: ExecutionEngine<WhvRunVpExitContext> = {
+    runVcpu: (vcpu) => {
+      const used = platform.getVirtualProcessorCounters(partition, vcpu).instructionsRetired;
+      return platform.runVirtualProcessor(partition, vcpu, { maxInstructions: Math.max(0, instructionBudget - used) });
+    },
+    cancelVcpu: (vcpu) => platform.cancelRunVirtualProcessor(partition, vcpu),
+  };
+
+  const handleExit = (exit: WhvRunVpExitContext, vcpu: number): ExitAction => {
+    switch (exit.exitReason) {
+      case "x64IoPortAccess": {
+        const status = emulatorApi.tryIoEmulation(emulator, vcpu, exit.vpContext, exit.ioPortAccess);
+        if (!status.emulationSuccessful) throw new Error(`port ${hex(exit.ioPortAccess.portNumber)} access could not be emulated`);
+        return outcome ? "powerOff" : "resume";
+      }
+      case "memoryAccess": {
+        const status = emulatorApi.tryMmioEmulation(emulator, vcpu, exit.vpContext, exit.memoryAccess);
+        if (!status.emulationSuccessful) throw new Error(`memory access at ${hex(Number(exit.memoryAccess.gpa))} could not be emulated`);
+        return outcome ? "powerOff" : "resume";
+      }
+      case "x64Halt":
+        if ((exit.vpContext.rflags & 0x200n) === 0n) {
+          outcome ??= { status: 0, reason: "halted" };
+          return "powerOff";
+        }
+        return "halt"; // no interrupt source can wake it yet; --timeout ends such a run
+      case "canceled":
+        if (exit.cancelReason === "instructionBudget") {
+          outcome ??= { status: 124, reason: "instruction-limit", message: `stopped after ${instructionBudget} instructions (--max-instructions)` };
+          return "powerOff";
+        }
+        return "resume";
+      case "unrecoverableException":
+        outcome ??= { status: 1, reason: "triple-fault", message: `the guest triple-faulted (shutdown) at ${exitLocation(exit)}` };
+        return "powerOff";
+      case "unsupportedFeature":
+        outcome ??= {
+          status: 1,
+          reason: "unsupported",
+          message: `the guest used something vmmkit does not implement yet at ${exitLocation(exit)}: ${exit.unsupportedFeature.description}`,
+        };
+        return "powerOff";
+      default:
+        outcome ??= { status: 1, reason: "failure", message: `unexpected ${exit.exitReason} exit at ${exitLocation(exit)}` };
+        return "powerOff";
+    }
+  };
+
+  const vm = new Vm<WhvRunVpExitContext>({ name: "vmmkit", cpuCount: 1, engine, handleExit });
+
+  const run = async (limits: RunLimits = {}): Promise<RunOutcome> => {
+    if (limits.maxInstructions !== undefined) instructionBudget = limits.maxInstructions;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (limits.timeoutSeconds !== undefined) {
+      timer = setTimeout(() => {
+        outcome ??= { status: 124, reason: "timeout", message: `the guest did not finish within ${limits.timeoutSeconds} s (--timeout)` };
+        if (vm.state === VmState.Running) void vm.powerOff();
+      }, limits.timeoutSeconds * 1000);
+    }
+    try {
+      await vm.powerOn();
+      const state = await vm.whenStopped();
+      if (state === VmState.GuruMeditation) {
+        const detail = vm.failure instanceof Error ? vm.failure.message : String(vm.failure);
+        outcome ??= { status: 1, reason: "failure", message: `the VM stopped on an internal error: ${detail}` };
+        await vm.powerOff();
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+    return outcome ?? { status: 1, reason: "failure", message: "the VM stopped without a reason" };
+  };
+
+  return {
+    memory,
+    ports,
+    platform,
+    partition,
+    vm,
+    image,
+    run,
+    instructionsRetired: () => platform.getVirtualProcessorCounters(partition, BOOT_VCPU).instructionsRetired,
+  };
+}
+
+function exitLocation(exit: WhvRunVpExitContext): string {
+  return `${hex(exit.vpContext.cs.selector)}:${hex(Number(exit.vpContext.rip))}`;
+}
+
+/** Puts the boot processor into the state the image format asks for. */
+function applyEntryState(platform: WhvPlatform, partition: WhvPartitionHandle, entry: EntryState): void {
+  if (entry.mode === "reset") return; // a new processor starts at the reset vector
+  if (entry.mode === "real") {
+    const cs = { base: BigInt(entry.cs * 16), limit: 0xffff, selector: entry.cs, attributes: 0x9b };
+    platform.setVirtualProcessorRegisters(partition, BOOT_VCPU, ["x64Cs", "x64Rip"] as const, [cs, BigInt(entry.ip)]);
+    return;
+  }
+  // Flat 32-bit protected mode, as a multiboot loader leaves it: 4 GiB code and data
+  // segments from a small GDT the loader wrote, paging off, interrupts off.
+  const code = { base: 0n, limit: 0xffffffff, selector: 0x08, attributes: 0xc09b };
+  const data = { base: 0n, limit: 0xffffffff, selector: 0x10, attributes: 0xc093 };
+  platform.setVirtualProcessorRegisters(
+    partition,
+    BOOT_VCPU,
+    ["x64Cr0", "x64Gdtr", "x64Cs", "x64Ds", "x64Es", "x64Ss", "x64Fs", "x64Gs", "x64Rip", "x64Rflags", "x64Rax", "x64Rbx"] as const,
+    [
+      0x11n, // PE, ET
+      { base: BigInt(entry.gdtAddress), limit: 23 },
+      code,
+      data,
+      data,
+      data,
+      data,
+      data,
+      BigInt(entry.eip >>> 0),
+      0x2n,
+      BigInt((entry.eax ?? 0) >>> 0),
+      BigInt((entry.ebx ?? 0) >>> 0),
+    ],
+  );
+}

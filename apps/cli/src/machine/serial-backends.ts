@@ -1,0 +1,53 @@
+/** Where the guest's COM1 output goes: the terminal, a file, or nowhere. */
+import { closeSync, openSync, writeSync } from "node:fs";
+import type { SerialBackend } from "@vmmkit/devices";
+import { CliError } from "../cli-error.js";
+
+export interface HostSerial extends SerialBackend {
+  /** Writes out anything buffered and releases the target. */
+  close(): void;
+}
+
+/** Parses --serial: "stdio", "file:PATH" or "none". */
+export function openSerialBackend(spec: string, output: NodeJS.WritableStream = process.stdout): HostSerial {
+  if (spec === "none") return { transmit() {}, close() {} };
+  if (spec === "stdio") return bufferedBackend((bytes) => output.write(bytes));
+  if (spec.startsWith("file:")) {
+    const path = spec.slice(5);
+    if (path === "") throw new CliError('--serial file: needs a path, e.g. --serial file:serial.log');
+    let fd: number;
+    try {
+      fd = openSync(path, "w");
+    } catch (error) {
+      throw new CliError(`cannot open serial output file ${path}: ${(error as Error).message}`);
+    }
+    const backend = bufferedBackend((bytes) => writeSync(fd, bytes));
+    return {
+      transmit: backend.transmit,
+      close() {
+        backend.close();
+        closeSync(fd);
+      },
+    };
+  }
+  throw new CliError(`invalid --serial value "${spec}": use stdio, file:PATH or none`);
+}
+
+/** Collects bytes and writes them in batches (at line ends and when the buffer fills). */
+function bufferedBackend(write: (bytes: Uint8Array) => void): HostSerial {
+  const buffer = new Uint8Array(4096);
+  let length = 0;
+  const flush = () => {
+    if (length > 0) {
+      write(buffer.slice(0, length));
+      length = 0;
+    }
+  };
+  return {
+    transmit(byte: number) {
+      buffer[length++] = byte;
+      if (byte === 10 || length === buffer.length) flush();
+    },
+    close: flush,
+  };
+}
