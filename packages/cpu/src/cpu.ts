@@ -605,8 +605,42 @@ export class Cpu {
   // Linear memory accesses
   // =====================================================================================
 
+  /** Set while descriptor tables or the TSS are accessed: see {@link readSystem32}. */
+  private systemAccess = false;
+
   private get userAccess(): boolean {
-    return this.cpl === 3;
+    return this.cpl === 3 && !this.systemAccess;
+  }
+
+  /**
+   * Accesses to the GDT, LDT, IDT and TSS are supervisor accesses at any CPL (SDM Vol. 3
+   * §4.6.1), so an OS can keep them in supervisor-only pages while user code runs.
+   */
+  readSystem32(linear: number): number {
+    this.systemAccess = true;
+    try {
+      return this.readLinear32(linear);
+    } finally {
+      this.systemAccess = false;
+    }
+  }
+
+  readSystem16(linear: number): number {
+    this.systemAccess = true;
+    try {
+      return this.readLinear16(linear);
+    } finally {
+      this.systemAccess = false;
+    }
+  }
+
+  writeSystem32(linear: number, value: number): void {
+    this.systemAccess = true;
+    try {
+      this.writeLinear32(linear, value);
+    } finally {
+      this.systemAccess = false;
+    }
   }
 
   readLinear8(linear: number): number {
@@ -1242,8 +1276,8 @@ export class Cpu {
     if (this.flags & FLAG_VM) this.unsupported("interrupt delivery from virtual-8086 mode");
     const idtError = vector * 8 + 2 + (software ? 0 : 1);
     if (vector * 8 + 7 > this.idtLimit) this.raiseFault(VECTOR_GP, idtError);
-    const gateLow = this.readLinear32((this.idtBase + vector * 8) | 0);
-    const gateHigh = this.readLinear32((this.idtBase + vector * 8 + 4) | 0);
+    const gateLow = this.readSystem32((this.idtBase + vector * 8) | 0);
+    const gateHigh = this.readSystem32((this.idtBase + vector * 8 + 4) | 0);
     const type = (gateHigh >> 8) & 0x1f;
     const dpl = (gateHigh >> 13) & 3;
     if (software && dpl < this.cpl) this.raiseFault(VECTOR_GP, idtError);
@@ -1255,8 +1289,9 @@ export class Cpu {
     const selector = (gateLow >>> 16) & 0xffff;
     const offset = gate32 ? (gateHigh & 0xffff0000) | (gateLow & 0xffff) : gateLow & 0xffff;
     if ((selector & 0xfffc) === 0) this.raiseFault(VECTOR_GP, 0);
-    const descriptor = this.readDescriptor(selector, VECTOR_GP);
-    const attributes = descriptorAttributes(descriptor.high);
+    // Copy out of the shared scratch: the stack switch below reads another descriptor.
+    const { low: codeLow, high: codeHigh } = this.readDescriptor(selector, VECTOR_GP);
+    const attributes = descriptorAttributes(codeHigh);
     const codeDpl = (attributes & SEG_ATTR_DPL) >> 5;
     if ((attributes & (SEG_ATTR_S | SEG_TYPE_CODE)) !== (SEG_ATTR_S | SEG_TYPE_CODE) || codeDpl > this.cpl) {
       this.raiseFault(VECTOR_GP, selector & 0xfffc);
@@ -1293,7 +1328,7 @@ export class Cpu {
       this.push16(returnEip);
       if (errorCode >= 0) this.push16(errorCode);
     }
-    this.loadCodeSegmentCache(selector, descriptor.low, descriptor.high, conforming ? this.cpl : codeDpl);
+    this.loadCodeSegmentCache(selector, codeLow, codeHigh, conforming ? this.cpl : codeDpl);
     this.eip = offset | 0;
     this.flags = flags & ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM) & (trapGate ? ~0 : ~FLAG_IF);
     this.flagsChanged = 0;
@@ -1306,10 +1341,10 @@ export class Cpu {
     const tss32 = (this.segAttributes[TR]! & 0xf) === 0x9 || (this.segAttributes[TR]! & 0xf) === 0xb;
     if (tss32) {
       const at = (base + 4 + privilege * 8) | 0;
-      return { pointer: this.readLinear32(at), selector: this.readLinear16((at + 4) | 0) };
+      return { pointer: this.readSystem32(at), selector: this.readSystem16((at + 4) | 0) };
     }
     const at = (base + 2 + privilege * 4) | 0;
-    return { pointer: this.readLinear16(at), selector: this.readLinear16((at + 2) | 0) };
+    return { pointer: this.readSystem16(at), selector: this.readSystem16((at + 2) | 0) };
   }
 
   private loadStackSegmentForPrivilege(selector: number, privilege: number): void {
@@ -1345,8 +1380,8 @@ export class Cpu {
     }
     if (index + 7 > limit) this.raiseFault(vector, selector & 0xfffc);
     const scratch = this.descriptorScratch;
-    scratch.low = this.readLinear32((base + index) | 0);
-    scratch.high = this.readLinear32((base + index + 4) | 0);
+    scratch.low = this.readSystem32((base + index) | 0);
+    scratch.high = this.readSystem32((base + index + 4) | 0);
     return scratch;
   }
 
@@ -1354,7 +1389,7 @@ export class Cpu {
   private markAccessed(selector: number, high: number): void {
     if (high & 0x100) return;
     const base = selector & 4 ? this.segBase[LDTR]! : this.gdtBase;
-    this.writeLinear32((base + (selector & 0xfff8) + 4) | 0, high | 0x100);
+    this.writeSystem32((base + (selector & 0xfff8) + 4) | 0, high | 0x100);
   }
 
   /** Loads a segment's hidden cache from a raw descriptor. */
@@ -1621,11 +1656,26 @@ export class Cpu {
         return;
       }
       if (!(this.cr0 & CR0_PE) && this.modelLevel < 3) {
-        // Real mode on the 8086/286 has no double fault: the new fault is delivered.
+        // Real mode on the 8086/286 has no double fault: the new fault is delivered. If it is
+        // the vector that just failed, delivering it fails the same way forever: shut down.
+        if (this.faultVector === vector) {
+          this.pendingExit = RunExit.Shutdown;
+          return;
+        }
         this.dispatchException(this.faultVector, this.faultErrorCode, false, returnEip, false);
         return;
       }
-      this.dispatchException(VECTOR_DF, 0, false, returnEip, false);
+      // SDM "Conditions for Generating a Double Fault": only contributory-then-contributory
+      // and #PF-then-(contributory or #PF) make #DF. After a benign exception or an external
+      // interrupt, and for #PF after a contributory one, the new fault is delivered instead.
+      const second = this.faultVector;
+      const firstContributory = !external && isContributory(vector);
+      const firstPageFault = !external && vector === VECTOR_PF;
+      if ((firstContributory && isContributory(second)) || (firstPageFault && (isContributory(second) || second === VECTOR_PF))) {
+        this.dispatchException(VECTOR_DF, 0, false, returnEip, false);
+      } else {
+        this.dispatchException(second, this.faultErrorCode, false, returnEip, false);
+      }
     }
   }
 
@@ -1819,6 +1869,11 @@ export class Cpu {
 /** Attribute word (WHPX layout) from the high dword of a descriptor. */
 export function descriptorAttributes(high: number): number {
   return ((high >> 8) & 0xff) | ((high >> 8) & 0xf000);
+}
+
+/** #DE, #TS, #NP, #SS, #GP: the exceptions that turn a second fault into #DF. */
+function isContributory(vector: number): boolean {
+  return vector === 0 || (vector >= VECTOR_TS && vector <= VECTOR_GP);
 }
 
 const PARITY = new Uint8Array(256);

@@ -30,10 +30,10 @@ function checkPortPermission(cpu: Cpu, port: number, size: number): void {
   const limit = cpu.segLimit[TR]! >>> 0;
   if ((type !== 0x9 && type !== 0xb) || limit < 103) cpu.raiseFault(VECTOR_GP, 0);
   const base = cpu.segBase[TR]!;
-  const bitmapOffset = cpu.readLinear16((base + 102) | 0);
+  const bitmapOffset = cpu.readSystem16((base + 102) | 0);
   const byteOffset = bitmapOffset + (port >> 3);
   if (byteOffset + 1 > limit) cpu.raiseFault(VECTOR_GP, 0);
-  const bits = cpu.readLinear16((base + byteOffset) | 0);
+  const bits = cpu.readSystem16((base + byteOffset) | 0);
   const mask = ((1 << size) - 1) << (port & 7);
   if (bits & mask) cpu.raiseFault(VECTOR_GP, 0);
 }
