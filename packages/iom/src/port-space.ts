@@ -39,8 +39,11 @@ const hex = (value: number) => "0x" + value.toString(16).padStart(value > 0xff ?
  * read as all-ones and swallow writes, as on a PC's ISA bus.
  */
 export class PortSpace {
-  /** Range index per port (0 = unassigned); index i refers to rangesById[i]. */
-  private readonly owners = new Uint16Array(PORT_COUNT);
+  /**
+   * Range index per port (0 = unassigned); index i refers to rangesById[i]. 32-bit because
+   * 65536 one-port ranges plus the 0 sentinel need ids up to 0x10000.
+   */
+  private readonly owners = new Uint32Array(PORT_COUNT);
   private readonly rangesById: (PortRange | null)[] = [null];
   private readonly freeIds: number[] = [];
   unassignedReads = 0;
@@ -63,7 +66,6 @@ export class PortSpace {
     }
     const range: PortRange = { port, count, owner, device };
     const id = this.freeIds.pop() ?? this.rangesById.length;
-    if (id >= 0xffff) throw new IomError("ERR_IOM_INVALID_ARGUMENT", "too many port ranges");
     this.rangesById[id] = range;
     this.owners.fill(id, port, port + count);
     return range;
@@ -91,7 +93,11 @@ export class PortSpace {
     const range = this.rangesById[this.owners[port]!];
     if (range && port + size <= range.port + range.count) {
       const device = range.device;
-      if (device.readPort) return device.readPort(port - range.port, size) >>> 0;
+      if (device.readPort) {
+        // Keep only `size` bytes: a wider answer would spill into neighbours when an access is split.
+        const value = device.readPort(port - range.port, size);
+        return size === 4 ? value >>> 0 : value & ((1 << (8 * size)) - 1);
+      }
       return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
     }
     if (size === 1) {

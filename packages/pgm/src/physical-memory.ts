@@ -146,7 +146,9 @@ export class PhysicalMemory {
         if (size === 2) return bytes[offset]! | (bytes[offset + 1]! << 8);
         return (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 24)) >>> 0;
       }
-      return range.device!.read(address - range.start, size) >>> 0;
+      // Keep only `size` bytes: a wider answer would spill into neighbours when an access is split.
+      const value = range.device!.read(address - range.start, size);
+      return size === 4 ? value >>> 0 : value & ((1 << (8 * size)) - 1);
     }
     if (!range && this.isUnassigned(address, size)) {
       this.unassignedReads++;

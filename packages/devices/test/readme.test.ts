@@ -1,0 +1,19 @@
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { expect, it } from "vitest";
+import { expectReadmeShowsExample } from "../../../scripts/test-support/readme.js";
+
+const packageDirectory = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+it("shows examples/usage.ts in the README", () => {
+  expectReadmeShowsExample(packageDirectory);
+});
+
+it("runs the README example with the results its comments state", async () => {
+  const example = await import("../examples/usage.js");
+  expect(example.transmitted).toBe("ok\n");
+  expect(example.lineStatus).toBe(0x60);
+  expect(example.dataReady).toBe(1);
+  expect(example.received).toBe(0x79);
+  expect(example.status).toBe(0x21);
+});
