@@ -1,4 +1,4 @@
-import { Cpu, MemoryAccess, RunExit, type AccessSize, type CpuBus } from "@vmmkit/cpu";
+import { Cpu, MemoryAccess, RunExit, defaultCpuid, type AccessSize, type CpuBus } from "@vmmkit/cpu";
 import { WhvError } from "./errors.js";
 import { readRegister, validateRegisterValue, writeRegister } from "./register-access.js";
 import {
@@ -120,6 +120,31 @@ class Partition {
     return this.mappings.some((mapping) => address >= mapping.start && address < mapping.start + mapping.size);
   }
 
+  /** Bytes of [start, end) that some mapping covers (mappings never overlap). */
+  mappedBytes(start: number, end: number): number {
+    let covered = 0;
+    for (const mapping of this.mappings) covered += Math.max(0, Math.min(end, mapping.start + mapping.size) - Math.max(start, mapping.start));
+    return covered;
+  }
+
+  /**
+   * Drops [start, end) from the recorded mappings, splitting the ones it cuts, so the record
+   * matches what the processors map page by page (processors created later replay it).
+   */
+  forgetRange(start: number, end: number): void {
+    const kept: GpaMapping[] = [];
+    for (const mapping of this.mappings) {
+      const mappingEnd = mapping.start + mapping.size;
+      if (mappingEnd <= start || mapping.start >= end) {
+        kept.push(mapping);
+        continue;
+      }
+      if (mapping.start < start) kept.push({ ...mapping, size: start - mapping.start, source: mapping.source.subarray(0, start - mapping.start) });
+      if (mappingEnd > end) kept.push({ ...mapping, start: end, size: mappingEnd - end, source: mapping.source.subarray(end - mapping.start) });
+    }
+    this.mappings.splice(0, this.mappings.length, ...kept);
+  }
+
   /** Applies the current mappings and exit properties to a processor's CPU. */
   configure(processor: VirtualProcessor): void {
     for (const mapping of this.mappings) mapInto(processor.cpu, mapping);
@@ -130,12 +155,13 @@ class Partition {
     const exceptionsEnabled = this.properties.extendedVmExits.exceptionExit === true;
     processor.cpu.exceptionExitBitmap = exceptionsEnabled ? Number(this.properties.exceptionExitBitmap & 0xffffffffn) | 0 : 0;
     const results = this.properties.cpuidResultList;
+    // Listed leaves are overridden; the others keep the processor's own answer, as in WHPX.
     processor.cpu.cpuidHandler =
       results.length === 0
         ? null
         : (leaf: number) => {
             const result = results.find((entry) => entry.function === leaf);
-            return result ? [result.eax, result.ebx, result.ecx, result.edx] : [0, 0, 0, 0];
+            return result ? [result.eax, result.ebx, result.ecx, result.edx] : defaultCpuid(leaf);
           };
   }
 }
@@ -184,13 +210,13 @@ export class WhvPlatform {
 
   getPartitionProperty<K extends WhvPartitionPropertyCode>(handle: WhvPartitionHandle, code: K): WhvPartitionPropertyMap[K] {
     const partition = this.partition(handle);
-    if (!(code in partition.properties)) throw new WhvError("unknownProperty", `unknown partition property "${String(code)}"`);
+    if (!Object.hasOwn(partition.properties, code)) throw new WhvError("unknownProperty", `unknown partition property "${String(code)}"`);
     return partition.properties[code];
   }
 
   setPartitionProperty<K extends WhvPartitionPropertyCode>(handle: WhvPartitionHandle, code: K, value: WhvPartitionPropertyMap[K]): void {
     const partition = this.partition(handle);
-    if (!(code in partition.properties)) throw new WhvError("unknownProperty", `unknown partition property "${String(code)}"`);
+    if (!Object.hasOwn(partition.properties, code)) throw new WhvError("unknownProperty", `unknown partition property "${String(code)}"`);
     if (code === "processorCount") {
       if (partition.setUp) throw new WhvError("invalidArg", "processorCount can only be set before the partition is set up");
       const count = value as number;
@@ -228,21 +254,27 @@ export class WhvPlatform {
     const partition = this.readyPartition(handle);
     const start = Number(guestAddress);
     const size = Number(sizeInBytes);
-    if (start % 4096 !== 0 || size % 4096 !== 0 || size <= 0 || size > source.length || start + size > 2 ** 32) {
+    if (start < 0 || start % 4096 !== 0 || size % 4096 !== 0 || size <= 0 || size > source.length || start + size > 2 ** 32) {
       throw new WhvError("invalidArg", `cannot map ${size} bytes at 0x${start.toString(16)}: page-aligned ranges below 4 GiB only`);
     }
     const mapping: GpaMapping = { start, size, source: source.subarray(0, size), flags };
+    partition.forgetRange(start, start + size); // the new mapping replaces older ones page by page
     partition.mappings.push(mapping);
     for (const processor of partition.processors.values()) mapInto(processor.cpu, mapping);
   }
 
+  /** Unmaps page-aligned `[guestAddress, guestAddress + sizeInBytes)`; every page of it must be mapped. */
   unmapGpaRange(handle: WhvPartitionHandle, guestAddress: bigint, sizeInBytes: bigint): void {
     const partition = this.readyPartition(handle);
     const start = Number(guestAddress);
     const size = Number(sizeInBytes);
-    const index = partition.mappings.findIndex((mapping) => mapping.start === start && mapping.size === size);
-    if (index < 0) throw new WhvError("gpaRangeNotFound", `no mapping of ${size} bytes at 0x${start.toString(16)}`);
-    partition.mappings.splice(index, 1);
+    if (start < 0 || start % 4096 !== 0 || size % 4096 !== 0 || size <= 0 || start + size > 2 ** 32) {
+      throw new WhvError("invalidArg", `cannot unmap ${size} bytes at 0x${start.toString(16)}: page-aligned ranges below 4 GiB only`);
+    }
+    if (partition.mappedBytes(start, start + size) !== size) {
+      throw new WhvError("gpaRangeNotFound", `${size} bytes at 0x${start.toString(16)} are not all mapped`);
+    }
+    partition.forgetRange(start, start + size);
     for (const processor of partition.processors.values()) processor.cpu.unmapMemory(start, size);
   }
 
@@ -393,6 +425,6 @@ export class WhvPlatform {
 
 function checkNames(names: readonly string[]): void {
   for (const name of names) {
-    if (!(name in WhvRegisterName)) throw new WhvError("invalidVpRegisterName", `unknown or unsupported register name "${name}"`);
+    if (!Object.hasOwn(WhvRegisterName, name)) throw new WhvError("invalidVpRegisterName", `unknown or unsupported register name "${name}"`);
   }
 }

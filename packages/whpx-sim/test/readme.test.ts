@@ -1,0 +1,16 @@
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { expect, it } from "vitest";
+import { expectReadmeShowsExample } from "../../../scripts/test-support/readme.js";
+
+const packageDirectory = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+it("shows examples/usage.ts in the README", () => {
+  expectReadmeShowsExample(packageDirectory);
+});
+
+it("runs the README example with the results its comments state", async () => {
+  const example = await import("../examples/usage.js");
+  expect(example.serialOutput).toBe("Hi\n");
+  expect(example.exitReasons).toEqual(["x64IoPortAccess", "x64IoPortAccess", "x64IoPortAccess", "x64Halt"]);
+});
