@@ -40,6 +40,8 @@ export const MAX_CPUS = 64;
 
 // Web Crypto: a global in browsers and in Node 19+.
 declare const crypto: { randomUUID(): string };
+// The console global of browsers and Node (this package's lib settings do not declare it).
+declare const console: { error(...data: unknown[]): void };
 
 /** States in which the machine has stopped for good or needs the user. */
 const STOPPED_STATES: readonly VmState[] = [VmState.Off, VmState.GuruMeditation, VmState.FatalError];
@@ -74,6 +76,10 @@ export class Vm<Exit extends EngineExit = EngineExit> {
       throw new VmError("TooManyCpus", `cpu count must be 1-${MAX_CPUS}, got ${String(cpuCount)}`);
     }
     if (typeof options.handleExit !== "function") throw new VmError("InvalidPointer", "handleExit must be a function");
+    // Checked here: a missing engine would otherwise surface only at power-on, as a guru meditation.
+    if (typeof options.engine?.runVcpu !== "function" || typeof options.engine.cancelVcpu !== "function") {
+      throw new VmError("InvalidPointer", "engine must have runVcpu and cancelVcpu functions");
+    }
     this.name = options.name ?? "vm";
     this.uuid = crypto.randomUUID();
     this.cpuCount = cpuCount;
@@ -200,7 +206,15 @@ export class Vm<Exit extends EngineExit = EngineExit> {
     this.currentState = to;
     this.inCallback = true;
     try {
-      for (const callback of this.stateCallbacks.slice()) callback(to, from);
+      for (const callback of this.stateCallbacks.slice()) {
+        // spec §6.1(c): a throwing callback is logged and stops neither the round nor the
+        // transition (else power-off would be stranded in PoweringOff, whenStopped never settling).
+        try {
+          callback(to, from);
+        } catch (error) {
+          console.error(`vm ${this.name}: a state callback threw on ${from} -> ${to}:`, error);
+        }
+      }
     } finally {
       this.inCallback = false;
     }
