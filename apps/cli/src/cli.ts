@@ -89,7 +89,8 @@ async function runCommand(imagePath: string | undefined, options: RunOptions, io
     return loadRaw(memory, bytes, options.loadAddress, options.entry ?? options.loadAddress, entryBits);
   };
   const serial = openSerialBackend(options.serial, io.stdout);
-  const flusher = setInterval(() => serial.close(), 50);
+  // Output without a line end (a prompt) still shows up promptly.
+  const flusher = setInterval(() => serial.flush(), 50);
   try {
     const machine = buildMachine({ memoryBytes: options.mem, serial, load });
     const limits = {
@@ -97,7 +98,7 @@ async function runCommand(imagePath: string | undefined, options: RunOptions, io
       ...(options.timeout !== undefined ? { timeoutSeconds: options.timeout } : {}),
     };
     const outcome = await machine.run(limits);
-    serial.close();
+    serial.flush();
     if (outcome.message) io.stderr.write(`vmmkit: ${outcome.message}\n`);
     return outcome.status & 0xff;
   } finally {

@@ -54,18 +54,20 @@ export function writeFlatGdt(memory: PhysicalMemory, address: number): void {
 export function loadRaw(memory: PhysicalMemory, image: Uint8Array, loadAddress: number, entry: number, entryBits: 16 | 32): LoadedImage {
   if (image.length === 0) throw new CliError("the image is empty");
   requireRam(memory, loadAddress, image.length, "the image");
+  if (entryBits === 16 && entry >= EXTENDED_MEMORY_START) {
+    throw new CliError(`a 16-bit entry point must be below 1 MiB, got ${hex(entry)} (use --entry-mode 32 for code above 1 MiB)`);
+  }
+  if (entryBits === 32 && loadAddress < LOADER_DATA_END && loadAddress + image.length > LOADER_DATA) {
+    throw new CliError(`a 32-bit raw image must not overlap the loader's data at ${hex(LOADER_DATA)}-${hex(LOADER_DATA_END - 1)}`);
+  }
   memory.loadBytes(loadAddress, image);
   if (entryBits === 16) {
-    if (entry >= EXTENDED_MEMORY_START) throw new CliError(`a 16-bit entry point must be below 1 MiB, got ${hex(entry)}`);
     const cs = entry <= 0xffff ? 0 : (entry >>> 4) & 0xf000;
     return {
       format: "raw",
       entry: { mode: "real", cs, ip: entry - cs * 16 },
       description: `raw binary at ${hex(loadAddress)}, entered at ${hex(cs)}:${hex(entry - cs * 16)} in real mode`,
     };
-  }
-  if (loadAddress < LOADER_DATA_END && loadAddress + image.length > LOADER_DATA) {
-    throw new CliError(`a 32-bit raw image must not overlap the loader's data at ${hex(LOADER_DATA)}-${hex(LOADER_DATA_END - 1)}`);
   }
   writeFlatGdt(memory, LOADER_GDT);
   return {

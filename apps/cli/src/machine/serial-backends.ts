@@ -4,13 +4,15 @@ import type { SerialBackend } from "@vmmkit/devices";
 import { CliError } from "../cli-error.js";
 
 export interface HostSerial extends SerialBackend {
-  /** Writes out anything buffered and releases the target. */
+  /** Writes out anything buffered. */
+  flush(): void;
+  /** Flushes and releases the target; later output is dropped. */
   close(): void;
 }
 
 /** Parses --serial: "stdio", "file:PATH" or "none". */
 export function openSerialBackend(spec: string, output: NodeJS.WritableStream = process.stdout): HostSerial {
-  if (spec === "none") return { transmit() {}, close() {} };
+  if (spec === "none") return { transmit() {}, flush() {}, close() {} };
   if (spec === "stdio") return bufferedBackend((bytes) => output.write(bytes));
   if (spec.startsWith("file:")) {
     const path = spec.slice(5);
@@ -21,11 +23,17 @@ export function openSerialBackend(spec: string, output: NodeJS.WritableStream = 
     } catch (error) {
       throw new CliError(`cannot open serial output file ${path}: ${(error as Error).message}`);
     }
-    const backend = bufferedBackend((bytes) => writeSync(fd, bytes));
+    let open = true;
+    const backend = bufferedBackend((bytes) => {
+      if (open) writeSync(fd, bytes);
+    });
     return {
       transmit: backend.transmit,
+      flush: backend.flush,
       close() {
-        backend.close();
+        if (!open) return;
+        backend.flush();
+        open = false;
         closeSync(fd);
       },
     };
@@ -48,6 +56,7 @@ function bufferedBackend(write: (bytes: Uint8Array) => void): HostSerial {
       buffer[length++] = byte;
       if (byte === 10 || length === buffer.length) flush();
     },
+    flush,
     close: flush,
   };
 }
