@@ -48,6 +48,9 @@ import {
   VECTOR_UD,
 } from "./registers.js";
 import { instructionTableFor, PREFIX, type InstructionHandler } from "./instructions/table.js";
+import { conditionHolds } from "./instructions/conditions.js";
+import { shiftOperation } from "./instructions/shifts-and-bits.js";
+import { compileBlock, type CompiledBlock, type CompilerRuntime } from "./jit/block-compiler.js";
 
 /** CPU models whose behaviour differences vmmkit reproduces. */
 export type CpuModel = "8086" | "80286" | "80386" | "pentium-pro";
@@ -97,6 +100,16 @@ const PAGE_FAST = 8; // backed by the fast RAM buffer at its own physical addres
 
 const PAGE_COUNT_4G = 1 << 20;
 
+// Block compiler: a direct-mapped cache of compiled blocks keyed by physical address, and
+// execution counts that decide when a block is worth compiling.
+const BLOCK_CACHE_SIZE = 1 << 14;
+const BLOCK_CACHE_MASK = BLOCK_CACHE_SIZE - 1;
+const HEAT_MASK = 0xffff;
+/** Executions of a block start before it is compiled. */
+const HOT_THRESHOLD = 40;
+
+const blockSlot = (physical: number) => (physical ^ (physical >>> 13)) & BLOCK_CACHE_MASK;
+
 /** Values of Cpu.interruptShadow. */
 export const SHADOW_STI = 1;
 export const SHADOW_MOV_SS = 2;
@@ -113,6 +126,11 @@ export interface CpuOptions {
   readonly bus: CpuBus;
   /** Behaviour to reproduce (default "pentium-pro"). */
   readonly model?: CpuModel;
+  /**
+   * Compile hot code into JavaScript functions (default: on for the 80386 and later, off for
+   * the 8086 and 80286 models, whose conformance runs execute each instruction once).
+   */
+  readonly jit?: boolean;
 }
 
 /**
@@ -256,6 +274,29 @@ export class Cpu {
 
   private readonly table: readonly InstructionHandler[];
 
+  // ---- block compiler ------------------------------------------------------------------
+  private readonly jitEnabled: boolean;
+  private readonly blockCache: (CompiledBlock | null)[] = new Array<CompiledBlock | null>(BLOCK_CACHE_SIZE).fill(null);
+  private readonly blockHeat = new Uint16Array(HEAT_MASK + 1);
+  /** 1 for physical pages holding compiled code: writes to them take the slow path. */
+  private readonly codePages = new Uint8Array(PAGE_COUNT_4G);
+  private readonly pageBlocks = new Map<number, CompiledBlock[]>();
+  private activeBlock: CompiledBlock | null = null;
+  private readonly compilerRuntime: CompilerRuntime;
+  /**
+   * Asks a running compiled block to stop after the current instruction: set when a write
+   * hit a page with compiled code, an interrupt arrived or a stop was requested.
+   */
+  leaveBlock = false;
+  /** Instructions completed so far in the current slice (RDTSC reads the clock through it). */
+  sliceCount = 0;
+  /**
+   * Bumped whenever guest RAM may have changed behind the CPU's back: at every run() and
+   * after every bus callback. A compiled block from an older epoch is compared with RAM
+   * before it runs again, so hosts need not report their writes (invalidateCode is faster).
+   */
+  codeEpoch = 0;
+
   constructor(options: CpuOptions) {
     this.bus = options.bus;
     this.model = options.model ?? "pentium-pro";
@@ -264,6 +305,8 @@ export class Cpu {
       throw new CpuError("ERR_CPU_INVALID_ARGUMENT", `unknown CPU model "${String(options.model)}"`);
     }
     this.table = instructionTableFor(this.modelLevel);
+    this.jitEnabled = options.jit ?? this.modelLevel >= 3;
+    this.compilerRuntime = { table: this.table, condition: conditionHolds, shift: shiftOperation, parity: PARITY };
     this.reset();
   }
 
@@ -402,6 +445,7 @@ export class Cpu {
     }
     const index = this.mappings.length;
     if (index > 0xffff) throw new CpuError("ERR_CPU_INVALID_MAPPING", "too many mapped ranges");
+    this.invalidateCode(start, size);
     this.mappings.push({ start, size, bytes, access });
     const first = start / 4096;
     const flags = (access & 7) | (fast ? PAGE_FAST : 0);
@@ -421,6 +465,7 @@ export class Cpu {
       this.physicalPageMapping[page] = 0;
       this.physicalPageFlags[page] = 0;
     }
+    this.invalidateCode(start, size);
     this.flushTlb(true);
   }
 
@@ -453,9 +498,12 @@ export class Cpu {
       if (mapping && this.physicalPageFlags[page]! & PAGE_READ) {
         value |= mapping.bytes[a - mapping.start]! << (8 * i);
       } else if (i === 0 && (address % 4096) + size <= 4096) {
-        return this.bus.readPhysical(address, size) >>> 0;
+        const whole = this.bus.readPhysical(address, size) >>> 0;
+        this.codeEpoch++; // the callback may have written guest RAM
+        return whole;
       } else {
         value |= (this.bus.readPhysical(a, 1) & 0xff) << (8 * i);
+        this.codeEpoch++;
       }
     }
     return value >>> 0;
@@ -471,9 +519,11 @@ export class Cpu {
         mapping.bytes[a - mapping.start] = value >>> (8 * i);
       } else if (i === 0 && (address % 4096) + size <= 4096) {
         this.bus.writePhysical(address, size === 4 ? value >>> 0 : value & ((1 << (8 * size)) - 1), size);
+        this.codeEpoch++;
         return;
       } else {
         this.bus.writePhysical(a, (value >>> (8 * i)) & 0xff, 1);
+        this.codeEpoch++;
       }
     }
   }
@@ -528,7 +578,7 @@ export class Cpu {
     const frame = physicalPage >>> 12;
     const pageFlags = this.physicalPageFlags[frame]!;
     if ((pageFlags & (PAGE_FAST | PAGE_READ)) !== (PAGE_FAST | PAGE_READ)) flags |= TLB_NO_READ | TLB_NO_WRITE;
-    if (!(pageFlags & PAGE_WRITE)) flags |= TLB_NO_WRITE;
+    if (!(pageFlags & PAGE_WRITE) || this.codePages[frame]) flags |= TLB_NO_WRITE;
     const entry = ((physicalPage ^ (linear & ~0xfff)) & ~0xfff) | flags;
     const page = linear >>> 12;
     if (this.tlb[page] === 0) {
@@ -752,6 +802,7 @@ export class Cpu {
   private writeLinearSlow(linear: number, value: number, size: AccessSize): void {
     if (((linear & 0xfff) + size) <= 0x1000) {
       const physical = this.translateForAccess(linear, 1);
+      if (this.codePages[physical >>> 12]) this.invalidateCodePage(physical >>> 12);
       const entry = this.tlb[linear >>> 12]!;
       if ((entry & this.tlbWriteMask) === TLB_VALID) {
         if (size === 1) this.writeLinear8(linear, value);
@@ -764,6 +815,8 @@ export class Cpu {
     }
     const firstPhysical = this.translateForAccess(linear, 1);
     const secondPhysical = this.translateForAccess(((linear | 0xfff) + 1) | 0, 1);
+    if (this.codePages[firstPhysical >>> 12]) this.invalidateCodePage(firstPhysical >>> 12);
+    if (this.codePages[secondPhysical >>> 12]) this.invalidateCodePage(secondPhysical >>> 12);
     const firstCount = 0x1000 - (linear & 0xfff);
     for (let i = 0; i < size; i++) {
       const physical = i < firstCount ? firstPhysical + i : secondPhysical + (i - firstCount);
@@ -1015,7 +1068,9 @@ export class Cpu {
         const flags = this.physicalPageFlags[frame]!;
         this.eip = (eip + 1) | 0;
         if (mapping && flags & PAGE_EXECUTE) return mapping.bytes[physical - mapping.start]!;
-        return this.bus.readPhysical(physical, 1) & 0xff;
+        const byte = this.bus.readPhysical(physical, 1) & 0xff;
+        this.codeEpoch++;
+        return byte;
       }
     }
     // Open a window over the rest of this page (bounded by the CS limit).
@@ -1133,6 +1188,7 @@ export class Cpu {
   /** After IF or TF may have changed: make the run loop look at pending events. */
   noteFlagsChanged(): void {
     this.sliceLimit = 0;
+    this.leaveBlock = true;
   }
 
   // ---- lazy flag setters used by instruction handlers -----------------------------------
@@ -1229,12 +1285,14 @@ export class Cpu {
   requestStop(): void {
     this.stopRequested = true;
     this.sliceLimit = 0;
+    this.leaveBlock = true;
   }
 
   /** Queues an external (maskable) interrupt; delivered when IF = 1. */
   raiseInterrupt(vector: number): void {
     this.pendingInterrupt = vector & 0xff;
     this.sliceLimit = 0;
+    this.leaveBlock = true;
   }
 
   /** True when an external interrupt could be delivered before the next instruction. */
@@ -1532,6 +1590,7 @@ export class Cpu {
    */
   run(maxInstructions: number): RunExit {
     let remaining = maxInstructions;
+    this.codeEpoch++; // the host may have written guest RAM since the last run
     for (;;) {
       // Events between instructions: stop requests, interrupts, windows, halts.
       if (this.stopRequested) {
@@ -1590,22 +1649,46 @@ export class Cpu {
 
   /**
    * Runs instructions until `sliceLimit` is reached or something lowers it (an event that
-   * needs the outer loop). Faults are delivered here; exits are left in pendingExit.
+   * needs the outer loop). Compiled blocks run where they exist; everything else is
+   * interpreted. Faults are delivered here; exits are left in pendingExit.
    */
   private executeSlice(): number {
     const table = this.table;
-    let executed = 0;
+    this.sliceCount = 0;
     try {
-      while (executed < this.sliceLimit) {
-        this.step(table);
-        executed++;
+      if (this.jitEnabled) {
+        while (this.sliceCount < this.sliceLimit) {
+          const block = this.findBlock();
+          if (block !== null && this.sliceCount + block.count <= this.sliceLimit) {
+            this.activeBlock = block;
+            this.leaveBlock = false;
+            this.sliceCount += block.run();
+            this.activeBlock = null;
+          } else {
+            this.step(table);
+            this.sliceCount++;
+          }
+        }
+      } else {
+        while (this.sliceCount < this.sliceLimit) {
+          this.step(table);
+          this.sliceCount++;
+        }
       }
-      return executed;
+      return this.sliceCount;
     } catch (signal) {
+      const block = this.activeBlock;
+      if (block !== null) {
+        // Count the block's instructions that completed before the one that stopped it.
+        let completed = 0;
+        while (completed < block.count && block.addresses[completed] !== this.instructionStart) completed++;
+        this.sliceCount += completed;
+        this.activeBlock = null;
+      }
       const undo = signal !== FAULT_SIGNAL || !(this.faultVector === 0 && this.modelLevel === 0);
       // The 8086 reports a divide error after the instruction (a trap); later CPUs restart it.
       const returnEip = undo ? this.instructionStart : this.eip;
-      if (!undo) executed++;
+      if (!undo) this.sliceCount++;
       this.eip = this.instructionStart;
       if (this.restoreEspOnFault) this.regs[ESP] = this.savedEsp;
       this.restoreEspOnFault = false;
@@ -1621,8 +1704,117 @@ export class Cpu {
       } else {
         throw signal;
       }
-      return executed;
+      return this.sliceCount;
     }
+  }
+
+  // =====================================================================================
+  // Block compiler glue
+  // =====================================================================================
+
+  /**
+   * The compiled block for CS:EIP, compiling it once it has run often enough; null when the
+   * next instruction should be interpreted (cold code, no fast-RAM fetch window yet, or an
+   * instruction the compiler leaves to the interpreter).
+   */
+  private findBlock(): CompiledBlock | null {
+    const eip = this.eip;
+    if (((eip - this.fetchEipStart) >>> 0) >= this.fetchEipLength) return null;
+    const physical = (eip + this.fetchDelta) | 0;
+    const slot = blockSlot(physical);
+    const block = this.blockCache[slot]!;
+    if (
+      block !== null &&
+      block.physical === physical &&
+      block.eip === eip &&
+      block.csBase === this.segBase[CS] &&
+      block.code32 === this.codeSize32 &&
+      block.csLimit === this.segLimit[CS]
+    ) {
+      if (block.epoch === this.codeEpoch) return block;
+      if (this.blockStillMatches(block)) {
+        block.epoch = this.codeEpoch;
+        return block;
+      }
+      this.blockCache[slot] = null;
+      return null;
+    }
+    const heatIndex = physical & HEAT_MASK;
+    const heat = this.blockHeat[heatIndex]! + 1;
+    this.blockHeat[heatIndex] = heat;
+    if (heat < HOT_THRESHOLD) return null;
+    this.blockHeat[heatIndex] = 0;
+    return this.compileAt(physical, eip, slot);
+  }
+
+  /** True when guest RAM still holds the bytes a block was compiled from. */
+  private blockStillMatches(block: CompiledBlock): boolean {
+    const ram = this.ram;
+    const bytes = block.bytes;
+    const start = block.physical;
+    for (let i = 0; i < bytes.length; i++) if (ram[start + i] !== bytes[i]) return false;
+    return true;
+  }
+
+  private compileAt(physical: number, eip: number, slot: number): CompiledBlock | null {
+    const ram = this.ram;
+    const pageEnd = (physical | 0xfff) + 1;
+    const block = compileBlock(
+      physical,
+      eip,
+      this.segBase[CS]!,
+      this.segLimit[CS]!,
+      this.codeSize32,
+      { byteAt: (offset) => (physical + offset < pageEnd ? ram[physical + offset]! : -1) },
+      this.compilerRuntime,
+      this,
+    );
+    if (block === null) return null;
+    block.epoch = this.codeEpoch;
+    this.blockCache[slot] = block;
+    const frame = physical >>> 12;
+    const blocks = this.pageBlocks.get(frame);
+    if (blocks) blocks.push(block);
+    else this.pageBlocks.set(frame, [block]);
+    if (!this.codePages[frame]) {
+      // From now on writes to this page must see the slow path, which invalidates its blocks.
+      this.codePages[frame] = 1;
+      this.flushTlb(true);
+    }
+    return block;
+  }
+
+  private invalidateCodePage(frame: number): void {
+    const blocks = this.pageBlocks.get(frame);
+    if (blocks) {
+      for (const block of blocks) {
+        const slot = blockSlot(block.physical);
+        if (this.blockCache[slot] === block) this.blockCache[slot] = null;
+      }
+      this.pageBlocks.delete(frame);
+    }
+    this.codePages[frame] = 0;
+    this.leaveBlock = true;
+  }
+
+  /**
+   * Drops compiled code derived from guest-physical `[address, address + length)`. Call it
+   * after changing guest RAM behind the CPU's back (DMA, a debugger writing memory through
+   * the memory map); guest writes through the CPU are tracked automatically.
+   */
+  invalidateCode(address: number, length: number): void {
+    const first = Math.floor(address / 4096);
+    const last = Math.floor((address + Math.max(length, 1) - 1) / 4096);
+    for (let frame = first; frame <= last && frame < PAGE_COUNT_4G; frame++) {
+      if (this.codePages[frame]) this.invalidateCodePage(frame);
+    }
+  }
+
+  /** Number of compiled blocks currently cached (for tests and statistics). */
+  get compiledBlockCount(): number {
+    let count = 0;
+    for (const blocks of this.pageBlocks.values()) count += blocks.length;
+    return count;
   }
 
   /**

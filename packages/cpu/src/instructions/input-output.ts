@@ -46,6 +46,7 @@ function inPort(cpu: Cpu, port: number): void {
   const size = portSize(cpu);
   checkPortPermission(cpu, port, size);
   const value = cpu.bus.readPort(port, size);
+  cpu.codeEpoch++; // a device may have written guest RAM (DMA)
   if (size === 1) cpu.regs8[0] = value;
   else if (size === 2) cpu.regs16[0] = value;
   else cpu.regs[0] = value;
@@ -56,6 +57,7 @@ function outPort(cpu: Cpu, port: number): void {
   checkPortPermission(cpu, port, size);
   const value = size === 1 ? cpu.regs8[0]! : size === 2 ? cpu.regs16[0]! : cpu.regs[0]! >>> 0;
   cpu.bus.writePort(port, value, size);
+  cpu.codeEpoch++;
 }
 
 function inImmediate(cpu: Cpu): void {
@@ -91,6 +93,7 @@ function ins(cpu: Cpu): void {
     // The destination is checked before the port is read, so a fault loses no input.
     cpu.probeMemWrite(ES, offset, size);
     writeSized(cpu, ES, offset, cpu.bus.readPort(port, size), size);
+    cpu.codeEpoch++;
     advanceDestination(cpu, delta);
     count--;
     if (cpu.prefixRepeat === 0) return;
@@ -117,6 +120,7 @@ function outs(cpu: Cpu): void {
     }
     const value = readSized(cpu, segment, sourceIndex(cpu), size);
     cpu.bus.writePort(port, size === 4 ? value >>> 0 : value, size);
+    cpu.codeEpoch++;
     advanceSource(cpu, delta);
     count--;
     if (cpu.prefixRepeat === 0) return;

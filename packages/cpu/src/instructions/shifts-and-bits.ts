@@ -11,7 +11,7 @@ import { TWO_BYTE, type TableBuilder } from "./table.js";
  * Shift or rotate `value` (an unsigned `bits`-wide number) by `count` with operation
  * `op` (/0 ROL … /7 SAR); sets the flags (none when the count is 0) and returns the result.
  */
-function shiftOperation(cpu: Cpu, op: number, value: number, count: number, bits: number): number {
+export function shiftOperation(cpu: Cpu, op: number, value: number, count: number, bits: number): number {
   if (cpu.modelLevel > 0) count &= 31;
   if (count === 0) return value;
   const sizeBit = bits - 1;

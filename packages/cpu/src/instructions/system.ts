@@ -380,7 +380,7 @@ function movToDebug(cpu: Cpu): void {
 
 function rdtsc(cpu: Cpu): void {
   if (cpu.cr4 & 4 && cpu.protectedMode && cpu.cpl !== 0) cpu.raiseFault(VECTOR_GP, 0);
-  const tsc = cpu.instructionsRetired + cpu.tscOffset;
+  const tsc = cpu.instructionsRetired + cpu.sliceCount + cpu.tscOffset;
   cpu.regs[EAX] = tsc % 0x100000000;
   cpu.regs[EDX] = Math.floor(tsc / 0x100000000);
 }
@@ -398,7 +398,7 @@ function rdmsr(cpu: Cpu): void {
   let high = 0;
   switch (msr) {
     case MSR_TSC: {
-      const tsc = cpu.instructionsRetired + cpu.tscOffset;
+      const tsc = cpu.instructionsRetired + cpu.sliceCount + cpu.tscOffset;
       low = tsc % 0x100000000;
       high = Math.floor(tsc / 0x100000000);
       break;
@@ -420,7 +420,7 @@ function wrmsr(cpu: Cpu): void {
   const high = cpu.regs[EDX]!;
   switch (msr) {
     case MSR_TSC:
-      cpu.tscOffset = (high >>> 0) * 0x100000000 + (low >>> 0) - cpu.instructionsRetired;
+      cpu.tscOffset = (high >>> 0) * 0x100000000 + (low >>> 0) - cpu.instructionsRetired - cpu.sliceCount;
       return;
     case MSR_APIC_BASE: cpu.msrApicBase = low; return;
     case MSR_SYSENTER_CS: cpu.msrSysenterCs = low & 0xffff; return;
