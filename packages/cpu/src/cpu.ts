@@ -50,7 +50,8 @@ import {
 import { instructionTableFor, PREFIX, type InstructionHandler } from "./instructions/table.js";
 import { conditionHolds } from "./instructions/conditions.js";
 import { shiftOperation } from "./instructions/shifts-and-bits.js";
-import { compileBlock, type CompiledBlock, type CompilerRuntime } from "./jit/block-compiler.js";
+import { imul16, imul32, multiplyAccumulator } from "./instructions/arithmetic.js";
+import { compileRegion, type CompiledBlock, type CompilerRuntime } from "./jit/block-compiler.js";
 
 /** CPU models whose behaviour differences vmmkit reproduces. */
 export type CpuModel = "8086" | "80286" | "80386" | "pentium-pro";
@@ -290,6 +291,8 @@ export class Cpu {
   leaveBlock = false;
   /** Instructions completed so far in the current slice (RDTSC reads the clock through it). */
   sliceCount = 0;
+  /** Set by compiled code: instructions it completed before its current basic block. */
+  blockProgress = 0;
   /**
    * Bumped whenever guest RAM may have changed behind the CPU's back: at every run() and
    * after every bus callback. A compiled block from an older epoch is compared with RAM
@@ -306,7 +309,7 @@ export class Cpu {
     }
     this.table = instructionTableFor(this.modelLevel);
     this.jitEnabled = options.jit ?? this.modelLevel >= 3;
-    this.compilerRuntime = { table: this.table, condition: conditionHolds, shift: shiftOperation, parity: PARITY };
+    this.compilerRuntime = { table: this.table, condition: conditionHolds, shift: shiftOperation, multiplyAccumulator, imul16, imul32 };
     this.reset();
   }
 
@@ -1659,15 +1662,18 @@ export class Cpu {
       if (this.jitEnabled) {
         while (this.sliceCount < this.sliceLimit) {
           const block = this.findBlock();
-          if (block !== null && this.sliceCount + block.count <= this.sliceLimit) {
+          let completed = 0;
+          if (block !== null) {
             this.activeBlock = block;
             this.leaveBlock = false;
-            this.sliceCount += block.run();
+            completed = block.run(this.sliceLimit - this.sliceCount);
             this.activeBlock = null;
-          } else {
-            this.step(table);
-            this.sliceCount++;
           }
+          if (completed === 0) {
+            this.step(table);
+            completed = 1;
+          }
+          this.sliceCount += completed;
         }
       } else {
         while (this.sliceCount < this.sliceLimit) {
@@ -1679,10 +1685,8 @@ export class Cpu {
     } catch (signal) {
       const block = this.activeBlock;
       if (block !== null) {
-        // Count the block's instructions that completed before the one that stopped it.
-        let completed = 0;
-        while (completed < block.count && block.addresses[completed] !== this.instructionStart) completed++;
-        this.sliceCount += completed;
+        // Count the region's instructions that completed before the one that stopped it.
+        this.sliceCount += this.blockProgress + (block.indexInBasicBlock.get(this.instructionStart) ?? 0);
         this.activeBlock = null;
       }
       const undo = signal !== FAULT_SIGNAL || !(this.faultVector === 0 && this.modelLevel === 0);
@@ -1751,21 +1755,21 @@ export class Cpu {
   private blockStillMatches(block: CompiledBlock): boolean {
     const ram = this.ram;
     const bytes = block.bytes;
-    const start = block.physical;
+    const start = block.bytesStart;
     for (let i = 0; i < bytes.length; i++) if (ram[start + i] !== bytes[i]) return false;
     return true;
   }
 
   private compileAt(physical: number, eip: number, slot: number): CompiledBlock | null {
     const ram = this.ram;
-    const pageEnd = (physical | 0xfff) + 1;
-    const block = compileBlock(
+    const pageStart = physical & ~0xfff;
+    const block = compileRegion(
       physical,
       eip,
       this.segBase[CS]!,
       this.segLimit[CS]!,
       this.codeSize32,
-      { byteAt: (offset) => (physical + offset < pageEnd ? ram[physical + offset]! : -1) },
+      { byteAt: (address) => (address >= pageStart && address < pageStart + 0x1000 ? ram[address]! : -1) },
       this.compilerRuntime,
       this,
     );
@@ -1810,7 +1814,7 @@ export class Cpu {
     }
   }
 
-  /** Number of compiled blocks currently cached (for tests and statistics). */
+  /** Number of compiled regions currently cached (for tests and statistics). */
   get compiledBlockCount(): number {
     let count = 0;
     for (const blocks of this.pageBlocks.values()) count += blocks.length;

@@ -278,10 +278,34 @@ function testEaxId(cpu: Cpu): void {
 // ---- group 3: F6 / F7 ------------------------------------------------------------------------
 
 /** MUL/IMUL flags: CF = OF = `overflow`; the rest follow the low result (undefined on Intel). */
-function multiplyFlags(cpu: Cpu, low: number, overflow: boolean, sizeBit: number): void {
+export function multiplyFlags(cpu: Cpu, low: number, overflow: boolean, sizeBit: number): void {
   cpu.setResultFlags(low, sizeBit);
   cpu.flags &= ~(FLAG_CF | FLAG_OF | FLAG_AF);
   if (overflow) cpu.flags |= FLAG_CF | FLAG_OF;
+}
+
+/**
+ * MUL / one-operand IMUL (group 3 /4 and /5): AX, DX:AX or EDX:EAX = accumulator × `value`.
+ * Shared by the interpreter and compiled code so both set the flags the same way.
+ */
+export function multiplyAccumulator(cpu: Cpu, value: number, bits: number, signed: boolean): void {
+  if (bits === 8) {
+    const r = signed ? ((cpu.regs8[0]! << 24) >> 24) * ((value << 24) >> 24) : cpu.regs8[0]! * (value & 0xff);
+    cpu.regs16[0] = r;
+    multiplyFlags(cpu, r & 0xff, signed ? r !== (r << 24) >> 24 : r > 0xff, 7);
+  } else if (bits === 16) {
+    const r = signed ? ((cpu.regs16[0]! << 16) >> 16) * ((value << 16) >> 16) : cpu.regs16[0]! * (value & 0xffff);
+    cpu.regs16[0] = r;
+    cpu.regs16[4] = signed ? r >> 16 : r >>> 16;
+    multiplyFlags(cpu, r & 0xffff, signed ? r !== (r << 16) >> 16 : r > 0xffff, 15);
+  } else {
+    const a = cpu.regs[EAX]!;
+    const low = Math.imul(a, value);
+    const high = signed ? multiplyHighSigned(a, value | 0) : multiplyHighUnsigned(a >>> 0, value >>> 0);
+    cpu.regs[EAX] = low;
+    cpu.regs[EDX] = high;
+    multiplyFlags(cpu, low, signed ? high !== low >> 31 : high !== 0, 31);
+  }
 }
 
 function divideError(cpu: Cpu): never {
@@ -307,18 +331,10 @@ function group3Eb(cpu: Cpu): void {
       cpu.setSubFlags(0, a, r, 7);
       return;
     }
-    case 4: { // MUL AL
-      const r = cpu.regs8[0]! * cpu.readModrm8();
-      cpu.regs16[0] = r;
-      multiplyFlags(cpu, r & 0xff, r > 0xff, 7);
+    case 4: // MUL AL
+    case 5: // IMUL AL
+      multiplyAccumulator(cpu, cpu.readModrm8(), 8, cpu.modrmReg === 5);
       return;
-    }
-    case 5: { // IMUL AL
-      const r = ((cpu.regs8[0]! << 24) >> 24) * ((cpu.readModrm8() << 24) >> 24);
-      cpu.regs16[0] = r;
-      multiplyFlags(cpu, r & 0xff, r !== (r << 24) >> 24, 7);
-      return;
-    }
     case 6: { // DIV AX / Eb
       const divisor = cpu.readModrm8();
       const dividend = cpu.regs16[0]!;
@@ -362,20 +378,10 @@ function group3Ew(cpu: Cpu): void {
       cpu.setSubFlags(0, a, r, 15);
       return;
     }
-    case 4: {
-      const r = cpu.regs16[0]! * cpu.readModrm16();
-      cpu.regs16[0] = r;
-      cpu.regs16[4] = r >>> 16;
-      multiplyFlags(cpu, r & 0xffff, r > 0xffff, 15);
+    case 4:
+    case 5:
+      multiplyAccumulator(cpu, cpu.readModrm16(), 16, cpu.modrmReg === 5);
       return;
-    }
-    case 5: {
-      const r = ((cpu.regs16[0]! << 16) >> 16) * ((cpu.readModrm16() << 16) >> 16);
-      cpu.regs16[0] = r;
-      cpu.regs16[4] = r >> 16;
-      multiplyFlags(cpu, r & 0xffff, r !== (r << 16) >> 16, 15);
-      return;
-    }
     case 6: {
       const divisor = cpu.readModrm16();
       const dividend = (cpu.regs16[4]! * 0x10000 + cpu.regs16[0]!);
@@ -419,26 +425,10 @@ function group3Ed(cpu: Cpu): void {
       cpu.setSubFlags(0, a, r, 31);
       return;
     }
-    case 4: {
-      const a = cpu.regs[EAX]! >>> 0;
-      const b = cpu.readModrm32() >>> 0;
-      const low = Math.imul(a, b);
-      const high = multiplyHighUnsigned(a, b);
-      cpu.regs[EAX] = low;
-      cpu.regs[EDX] = high;
-      multiplyFlags(cpu, low, high !== 0, 31);
+    case 4:
+    case 5:
+      multiplyAccumulator(cpu, cpu.readModrm32(), 32, cpu.modrmReg === 5);
       return;
-    }
-    case 5: {
-      const a = cpu.regs[EAX]!;
-      const b = cpu.readModrm32();
-      const low = Math.imul(a, b);
-      const high = multiplyHighSigned(a, b);
-      cpu.regs[EAX] = low;
-      cpu.regs[EDX] = high;
-      multiplyFlags(cpu, low, high !== low >> 31, 31);
-      return;
-    }
     case 6: {
       const divisor = cpu.readModrm32() >>> 0;
       const high = cpu.regs[EDX]! >>> 0;
@@ -524,13 +514,13 @@ export function multiplyHighSigned(a: number, b: number): number {
 
 // ---- IMUL Gv,Ev(,I) -------------------------------------------------------------------------
 
-function imul16(cpu: Cpu, a: number, b: number): number {
+export function imul16(cpu: Cpu, a: number, b: number): number {
   const r = ((a << 16) >> 16) * ((b << 16) >> 16);
   multiplyFlags(cpu, r & 0xffff, r !== (r << 16) >> 16, 15);
   return r;
 }
 
-function imul32(cpu: Cpu, a: number, b: number): number {
+export function imul32(cpu: Cpu, a: number, b: number): number {
   const low = Math.imul(a, b);
   multiplyFlags(cpu, low, multiplyHighSigned(a, b) !== low >> 31, 31);
   return low;
