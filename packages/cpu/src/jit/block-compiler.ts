@@ -48,7 +48,13 @@ export interface CompiledBlock {
   epoch: number;
 }
 
-export const MAX_REGION_INSTRUCTIONS = 32;
+/** Instructions explored from an entry point while looking for the loop it heads. */
+export const MAX_REGION_INSTRUCTIONS = 96;
+/**
+ * Largest loop compiled as one function. Bigger functions cost V8 much more to compile and
+ * carry cold paths that deoptimise them; outside small loops, one basic block per function.
+ */
+export const MAX_LOOP_INSTRUCTIONS = 48;
 
 /** Interpreter pieces the generated code calls. */
 export interface CompilerRuntime {
@@ -653,14 +659,33 @@ interface BasicBlock {
 
 const label = (prefix: string, id: number) => `${prefix}${(id >>> 0).toString(16)}`;
 
+const blockTargets = (exit: BlockExit): number[] =>
+  exit.kind === "goto" ? [exit.target] : exit.kind === "branch" ? [exit.taken, exit.notTaken] : [];
+
+/**
+ * The blocks worth compiling together for an entry: the small loop it heads, if it heads
+ * one; otherwise the entry block alone.
+ */
+function loopAt(entry: number, blocks: ReadonlyMap<number, BasicBlock>): ReadonlyMap<number, BasicBlock> {
+  const alone = new Map([[entry, blocks.get(entry)!]]);
+  const successors = new Map<number, number[]>();
+  for (const block of blocks.values()) successors.set(block.id, blockTargets(block.exit).filter((target) => blocks.has(target)));
+  const region = structureRegion(entry, successors);
+  const loop = region?.loops.get(entry);
+  if (!loop) return alone;
+  let instructions = 0;
+  for (const id of loop) instructions += blocks.get(id)!.count;
+  if (instructions > MAX_LOOP_INSTRUCTIONS) return alone;
+  return new Map([...loop].map((id) => [id, blocks.get(id)!]));
+}
+
 /**
  * The region as structured JavaScript: loops as labeled `for (;;)`, forward branches as
  * `break` out of labeled blocks that end right before their target. Null when the blocks'
  * control flow is irreducible.
  */
 function structuredSource(entry: number, blocks: ReadonlyMap<number, BasicBlock>): string | null {
-  const targets = (exit: BlockExit): number[] =>
-    exit.kind === "goto" ? [exit.target] : exit.kind === "branch" ? [exit.taken, exit.notTaken] : [];
+  const targets = blockTargets;
   const successors = new Map<number, number[]>();
   for (const block of blocks.values()) successors.set(block.id, targets(block.exit).filter((target) => blocks.has(target)));
   const region = structureRegion(entry, successors);
@@ -832,7 +857,7 @@ export function compileRegion(
     const declarations = generator.declarations(firstLocal, generator.localCount);
     blocks.set(leader, { id: leader, count, code: [declarations, ...body], exit });
   }
-  const sourceText = structuredSource(eip, blocks) ?? structuredSource(eip, new Map([[eip, blocks.get(eip)!]]))!;
+  const sourceText = structuredSource(eip, loopAt(eip, blocks)) ?? structuredSource(eip, new Map([[eip, blocks.get(eip)!]]))!;
   const create = (text: string) =>
     (new Function("cpu", "r", "r16", "r8", "table", "cond", "shift", "mulAcc", "imul16", "imul32", text) as (...args: unknown[]) => (budget: number) => number)(
       cpu,
