@@ -39,7 +39,7 @@ describe("registration", () => {
     const ports = new PortSpace();
     const { device } = recordingDevice();
     const range = ports.register({ port: 0x3f8, count: 8, owner: "com1", device });
-    expect(range).toEqual({ port: 0x3f8, count: 8, owner: "com1", device });
+    expect(range).toMatchObject({ port: 0x3f8, count: 8, owner: "com1", device, maxAccessSize: 4, context: undefined });
     expect(ports.rangeAt(0x3f8)).toBe(range);
     expect(ports.rangeAt(0x3ff)).toBe(range);
     expect(ports.rangeAt(0x3f7)).toBeUndefined();
