@@ -6,3 +6,7 @@ export { CpuError, isCpuError } from "./errors.js";
 export type { CpuErrorCode } from "./errors.js";
 export { CPUID_FEATURES_EDX, defaultCpuid } from "./instructions/system.js";
 export * as registers from "./registers.js";
+export { ConformanceRunner } from "./conformance.js";
+export type { ConformanceModel, SingleStepRegisters, SingleStepTest } from "./conformance.js";
+export { disassemble, disassembleFrom } from "./disassembler.js";
+export type { ByteReader, ControlFlow, DisassembledInstruction, DisassemblyOptions } from "./disassembler.js";
