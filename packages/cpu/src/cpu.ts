@@ -1915,7 +1915,34 @@ export class Cpu {
     this.opcode = opcode;
     this.operandSize32 = operandSize32;
     this.addressSize32 = addressSize32;
+    // From the 80386 on, LOCK is #UD unless it precedes a read-modify-write of memory.
+    if (this.prefixLock !== 0 && this.modelLevel >= 3 && !this.lockAllowed(opcode)) this.undefinedOpcode();
     handler(this);
+  }
+
+  /** Whether LOCK may precede this instruction: a lockable opcode with a memory destination. */
+  private lockAllowed(opcode: number): boolean {
+    const start = this.eip;
+    try {
+      let op = opcode;
+      if (op === 0x0f) op = 0x100 | this.fetch8();
+      const modrm = this.fetch8();
+      if (modrm >= 0xc0) return false;
+      const reg = (modrm >> 3) & 7;
+      if (op < 0x40) return (op & 7) <= 1 && op >> 3 !== 7; // ALU Eb,Gb / Ev,Gv, except CMP
+      switch (op) {
+        case 0x80: case 0x81: case 0x82: case 0x83: return reg !== 7;
+        case 0x86: case 0x87: return true;
+        case 0xf6: case 0xf7: return reg === 2 || reg === 3;
+        case 0xfe: case 0xff: return reg <= 1;
+        case 0x1ab: case 0x1b3: case 0x1bb: case 0x1b0: case 0x1b1: case 0x1c0: case 0x1c1: return true;
+        case 0x1ba: return reg >= 5;
+        case 0x1c7: return reg === 1;
+        default: return false;
+      }
+    } finally {
+      this.eip = start;
+    }
   }
 
   /** Handler of the 0F escape byte: dispatches the second opcode byte. */

@@ -156,7 +156,7 @@ const instruction: fc.Arbitrary<number[]> = fc.oneof(
   fc.tuple(writable, writable).map(([a, b]) => [0x87, 0xc0 | (b << 3) | a]),
   fc.tuple(anyRegister, writable).map(([a, b]) => [0x50 | a, 0x58 | b]),
   fc.tuple(condition, aluOp, writable, anyRegister).map(([cc, op, dst, src]) => [0x70 | cc, 2, (op << 3) | 1, 0xc0 | (src << 3) | dst]),
-  fc.constantFrom([0x99], [0x98], [0xf7, 0xe3], [0x66, 0x01, 0xd8], [0x66, 0x0f, 0xaf, 0xc3], [0x9c, 0x58]),
+  fc.constantFrom<number[]>([0x99], [0x98], [0xf7, 0xe3], [0x66, 0x01, 0xd8], [0x66, 0x0f, 0xaf, 0xc3], [0x9c, 0x58]),
 );
 
 describe("compiled blocks behave exactly like the interpreter", () => {

@@ -319,46 +319,62 @@ function ud2(cpu: Cpu): void {
   cpu.undefinedOpcode();
 }
 
+/** NOP Ev (0F 1F /0), the P6 family's multi-byte NOP: decodes its operand, touches nothing. */
+function nopEv(cpu: Cpu): void {
+  cpu.fetchModrm();
+  if (cpu.modrmReg !== 0) cpu.undefinedOpcode();
+}
+
 // ---- MOV CRn / DRn ------------------------------------------------------------------------------
 
+/**
+ * MOV to and from CRn/DRn always name a register: the CPU ignores the ModR/M mod field, so
+ * no displacement follows whatever it holds.
+ */
+function fetchRegisterModrm(cpu: Cpu): number {
+  const modrm = cpu.fetch8() | 0xc0;
+  cpu.modrm = modrm;
+  return modrm;
+}
+
+/** Control registers this model has (CR0, CR2, CR3, and CR4 from the Pentium on). */
+function controlRegisterExists(cpu: Cpu, reg: number): boolean {
+  return reg === 0 || reg === 2 || reg === 3 || (reg === 4 && cpu.modelLevel >= 5);
+}
+
 function movFromControl(cpu: Cpu): void {
-  cpu.fetchModrm();
+  fetchRegisterModrm(cpu);
+  const reg = cpu.modrmReg;
+  if (!controlRegisterExists(cpu, reg)) cpu.undefinedOpcode(); // #UD before the privilege check
   requireRing0(cpu);
   const target = cpu.modrm & 7;
-  switch (cpu.modrmReg) {
-    case 0: cpu.regs[target] = cpu.cr0; return;
-    case 2: cpu.regs[target] = cpu.cr2; return;
-    case 3: cpu.regs[target] = cpu.cr3; return;
-    case 4: if (cpu.modelLevel >= 5) { cpu.regs[target] = cpu.cr4; return; } break;
-  }
-  cpu.undefinedOpcode();
+  cpu.regs[target] = reg === 0 ? cpu.cr0 : reg === 2 ? cpu.cr2 : reg === 3 ? cpu.cr3 : cpu.cr4;
 }
 
 function movToControl(cpu: Cpu): void {
-  cpu.fetchModrm();
+  fetchRegisterModrm(cpu);
+  const reg = cpu.modrmReg;
+  if (!controlRegisterExists(cpu, reg)) cpu.undefinedOpcode();
   requireRing0(cpu);
   const value = cpu.regs[cpu.modrm & 7]!;
-  switch (cpu.modrmReg) {
+  switch (reg) {
     case 0:
       if (value & CR0_PG && !(value & CR0_PE)) cpu.raiseFault(VECTOR_GP, 0);
       cpu.writeCr0(value);
       return;
     case 2: cpu.cr2 = value; return;
     case 3: cpu.writeCr3(value); return;
-    case 4:
-      if (cpu.modelLevel < 5) break;
+    default:
       if (value & ~SUPPORTED_CR4) cpu.raiseFault(VECTOR_GP, 0);
       cpu.writeCr4(value);
-      return;
   }
-  cpu.undefinedOpcode();
 }
 
 /** CR4 bits this CPU implements: PSE, PGE, TSD. */
 const SUPPORTED_CR4 = (1 << 4) | (1 << 7) | (1 << 2);
 
 function movFromDebug(cpu: Cpu): void {
-  cpu.fetchModrm();
+  fetchRegisterModrm(cpu);
   requireRing0(cpu);
   let reg = cpu.modrmReg;
   if (reg === 4 || reg === 5) reg += 2; // DR4/DR5 alias DR6/DR7 while CR4.DE is clear
@@ -366,7 +382,7 @@ function movFromDebug(cpu: Cpu): void {
 }
 
 function movToDebug(cpu: Cpu): void {
-  cpu.fetchModrm();
+  fetchRegisterModrm(cpu);
   requireRing0(cpu);
   let reg = cpu.modrmReg;
   if (reg === 4 || reg === 5) reg += 2;
@@ -496,4 +512,5 @@ export function installSystem(table: TableBuilder): void {
     table.set(TWO_BYTE | 0x32, rdmsr);
     table.set(TWO_BYTE | 0xa2, cpuid);
   }
+  if (level >= 6) table.set(TWO_BYTE | 0x1f, nopEv);
 }
