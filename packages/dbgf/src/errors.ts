@@ -1,7 +1,32 @@
-/** Error names of spec/dbgf.md §10 (the subset this slice raises). */
-export type DbgfErrorCode = "InvalidParameter" | "InvalidHandle" | "BreakpointNotFound" | "NoMoreBreakpointSlots";
+/**
+ * Error names of spec/dbgf.md §10, plus `MmioRangeBusy` (the MMIO counterpart of
+ * `PortRangeBusy`; the reference never implemented MMIO breakpoints).
+ */
+export type DbgfErrorCode =
+  | "InvalidParameter"
+  | "InvalidFlags"
+  | "OutOfRange"
+  | "InvalidHandle"
+  | "BreakpointNotFound"
+  | "NoMoreBreakpointSlots"
+  | "NoMoreOwnerHandles"
+  | "OwnerBusy"
+  | "AddressInUse"
+  | "PortRangeBusy"
+  | "MmioRangeBusy"
+  | "NotSupported"
+  | "L1LookupFailed"
+  | "L2LookupFailed"
+  | "OwnerCallbackWrongStatus"
+  | "InternalError"
+  | "NoMemory"
+  | "InvalidVmHandle";
 
-/** A refused debugger-facility call. Nothing is changed when this is thrown. */
+/**
+ * A refused or failed debugger-facility call. When a call is refused because of its
+ * arguments, nothing has changed. The lookup failures (`L1LookupFailed`, `L2LookupFailed`),
+ * `OwnerCallbackWrongStatus` and `InternalError` are fatal: the VM should stop.
+ */
 export class DbgfError extends Error {
   override readonly name = "DbgfError";
   constructor(
@@ -13,6 +38,12 @@ export class DbgfError extends Error {
   }
 }
 
+/** True for a DbgfError, also one thrown by another copy of this package. */
 export function isDbgfError(value: unknown): value is DbgfError {
   return value instanceof Error && value.name === "DbgfError" && typeof (value as DbgfError).code === "string";
+}
+
+/** `0x…` for messages; bigint or number. */
+export function hex(value: number | bigint): string {
+  return "0x" + value.toString(16);
 }

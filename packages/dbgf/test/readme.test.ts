@@ -11,8 +11,38 @@ it("shows examples/usage.ts in the README", () => {
 
 it("runs the README example with the results its comments state", async () => {
   const example = await import("../examples/usage.js");
-  expect(example.dr0).toBe(0x1000n);
-  expect(example.dr1).toBe(0x7c00n);
-  expect(example.dr7).toBe(0x000d270a);
-  expect(example.dr7AfterDisable).toBe(0x000d2702);
+  expect(example.patched).toBe(0xcc);
+  expect(example.counterResult).toBe("resume");
+  expect(example.hits).toBe(1);
+  expect(example.executedAt).toEqual([0x7c00n]);
+  expect(example.stopResult).toBe("halt");
+  expect(example.event).toEqual({ kind: "breakpoint", cpuId: 0, handle: example.stop });
+  expect(example.shown).toEqual([0xb0, 0x41, 0xe6, 0xe9, 0xf4]);
+  expect(example.outResult).toBe("halt");
+  expect(example.dr7).toBe(0x000d2702);
+  expect(example.restored).toBe(0xb0);
+});
+
+it("exports exactly the documented names", async () => {
+  const api = await import("@vmmkit/dbgf");
+  expect(Object.keys(api).sort()).toEqual(
+    [
+      "BreakpointFlags",
+      "DEBUG_EVENT_TYPE_COUNT",
+      "DR7_FIXED",
+      "DbgfError",
+      "DebugEventType",
+      "Debugger",
+      "HARDWARE_SLOT_COUNT",
+      "HardwareAccess",
+      "IoAccess",
+      "NIL",
+      "U64_MAX",
+      "exceptionEvent",
+      "guestInstructionBreakpoint",
+      "guestIoBreakpoint",
+      "guestIoBreakpointBits",
+      "isDbgfError",
+    ].sort(),
+  );
 });
