@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled guest images from their NASM sources. The built images are
 # committed, so tests and the demo need neither nasm nor ld; run this after editing a
-# source. Needs: nasm, ld (binutils) — on Debian: apt-get install -y nasm binutils.
+# source. Needs: nasm, ld (binutils), gcc with 32-bit support and python3 — on Debian:
+# apt-get install -y nasm binutils gcc-multilib python3.
 set -euo pipefail
 cd "$(dirname "$0")"
 command -v nasm >/dev/null || { echo "build.sh: nasm is not installed (apt-get install -y nasm)" >&2; exit 1; }
@@ -12,4 +13,20 @@ command -v ld >/dev/null || { echo "build.sh: ld is not installed (apt-get insta
 (cd hello-rom && nasm -f bin -o hello-rom.bin hello-rom.asm)
 (cd hello-mb && nasm -f elf32 -o hello-mb.o hello-mb.asm \
     && ld -m elf_i386 -T link.ld --build-id=none -o hello-mb.elf hello-mb.o && rm hello-mb.o)
-ls -l hello/hello.bin hello32/hello32.bin hello-rom/hello-rom.bin hello-mb/hello-mb.elf
+
+# bench32: freestanding C, and its checksums from the same workload compiled for the host.
+CFLAGS=(-m32 -ffreestanding -nostdlib -O2 -fno-pic -fno-pie -fno-stack-protector -fno-asynchronous-unwind-tables
+        -fno-tree-loop-distribute-patterns -fno-builtin -mno-sse -mno-mmx -mno-80387 -march=i686 -Wall -Wextra)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+nasm -f elf32 -o "$work/entry.o" bench32/entry.asm
+gcc "${CFLAGS[@]}" -c -o "$work/bench32.o" bench32/bench32.c
+ld -m elf_i386 -T bench32/link.ld --build-id=none -z noexecstack -o bench32/bench32.elf "$work/entry.o" "$work/bench32.o"
+gcc -O2 -Wall -o "$work/bench32-native" bench32/bench32-native.c
+"$work/bench32-native" 1 2 3 10 > bench32/expected.txt
+
+# bench16: NASM, and its checksums from the Python model of the same workload.
+(cd bench16 && nasm -f bin -o bench16.bin bench16.asm)
+python3 bench16/reference.py 1 2 3 10 > bench16/expected.txt
+
+ls -l hello/hello.bin hello32/hello32.bin hello-rom/hello-rom.bin hello-mb/hello-mb.elf bench32/bench32.elf bench16/bench16.bin

@@ -6,6 +6,8 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { CliError } from "./cli-error.js";
+import { registerBenchCommand } from "./commands/bench.js";
+import { registerCpuTestCommand } from "./commands/cpu-test.js";
 import { buildMachine } from "./machine/build-machine.js";
 import { findMultibootHeader, loadMultiboot, loadRaw, loadRom, type LoadedImage } from "./machine/images.js";
 import { openSerialBackend } from "./machine/serial-backends.js";
@@ -139,6 +141,8 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       setExitCode(await runCommand(image, options, io));
     });
 
+  registerBenchCommand(program, io);
+  registerCpuTestCommand(program, io, setExitCode);
   return program;
 }
 
