@@ -13,6 +13,10 @@ command -v ld >/dev/null || { echo "build.sh: ld is not installed (apt-get insta
 (cd hello-rom && nasm -f bin -o hello-rom.bin hello-rom.asm)
 (cd hello-mb && nasm -f elf32 -o hello-mb.o hello-mb.asm \
     && ld -m elf_i386 -T link.ld --build-id=none -o hello-mb.elf hello-mb.o && rm hello-mb.o)
+(cd gdb-target && nasm -f elf32 -g -F dwarf -o gdb-target.o gdb-target.asm \
+    && ld -m elf_i386 -T link.ld --build-id=none -o gdb-target.elf gdb-target.o && rm gdb-target.o)
+(cd gdb-smp && nasm -f elf32 -g -F dwarf -o gdb-smp.o gdb-smp.asm \
+    && ld -m elf_i386 -T link.ld --build-id=none -o gdb-smp.elf gdb-smp.o && rm gdb-smp.o)
 
 # bench32: freestanding C, and its checksums from the same workload compiled for the host.
 CFLAGS=(-m32 -ffreestanding -nostdlib -O2 -fno-pic -fno-pie -fno-stack-protector -fno-asynchronous-unwind-tables
@@ -29,4 +33,4 @@ gcc -O2 -Wall -o "$work/bench32-native" bench32/bench32-native.c
 (cd bench16 && nasm -f bin -o bench16.bin bench16.asm)
 python3 bench16/reference.py 1 2 3 10 > bench16/expected.txt
 
-ls -l hello/hello.bin hello32/hello32.bin hello-rom/hello-rom.bin hello-mb/hello-mb.elf bench32/bench32.elf bench16/bench16.bin
+ls -l hello/hello.bin hello32/hello32.bin hello-rom/hello-rom.bin hello-mb/hello-mb.elf gdb-target/gdb-target.elf gdb-smp/gdb-smp.elf bench32/bench32.elf bench16/bench16.bin

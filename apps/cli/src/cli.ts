@@ -8,7 +8,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { CliError } from "./cli-error.js";
 import { registerBenchCommand } from "./commands/bench.js";
 import { registerCpuTestCommand } from "./commands/cpu-test.js";
-import { buildMachine } from "./machine/build-machine.js";
+import { buildMachine, MAX_CPUS } from "./machine/build-machine.js";
+import { listenForGdb, parseGdbEndpoint, type GdbEndpoint, type GdbListener } from "./machine/gdb-tcp.js";
 import { findMultibootHeader, loadMultiboot, loadRaw, loadRom, type LoadedImage } from "./machine/images.js";
 import { openSerialBackend } from "./machine/serial-backends.js";
 
@@ -48,6 +49,14 @@ function parsePositiveInteger(what: string) {
   };
 }
 
+function parseGdbOption(value: string): GdbEndpoint {
+  try {
+    return parseGdbEndpoint(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
 function parseSeconds(value: string): number {
   const number = Number(value);
   if (!Number.isFinite(number) || number <= 0) throw new InvalidArgumentError(`the timeout must be a positive number of seconds, got "${value}"`);
@@ -64,6 +73,9 @@ interface RunOptions {
   serial: string;
   maxInstructions?: number;
   timeout?: number;
+  smp: number;
+  gdb?: GdbEndpoint;
+  waitGdb?: boolean;
 }
 
 function readImage(path: string, what: string): Uint8Array {
@@ -90,11 +102,18 @@ async function runCommand(imagePath: string | undefined, options: RunOptions, io
     const entryBits = options.entryMode === "32" ? 32 : 16;
     return loadRaw(memory, bytes, options.loadAddress, options.entry ?? options.loadAddress, entryBits);
   };
+  if (options.waitGdb === true && options.gdb === undefined) throw new CliError("--wait-gdb needs --gdb [HOST:]PORT to say where gdb connects");
   const serial = openSerialBackend(options.serial, io.stdout);
   // Output without a line end (a prompt) still shows up promptly.
   const flusher = setInterval(() => serial.flush(), 50);
+  let gdb: GdbListener | undefined;
   try {
-    const machine = buildMachine({ memoryBytes: options.mem, serial, load });
+    const machine = buildMachine({ memoryBytes: options.mem, serial, load, cpuCount: options.smp, waitForDebugger: options.waitGdb === true });
+    if (options.gdb !== undefined) {
+      gdb = await listenForGdb(machine.debug, options.gdb, (line) => io.stderr.write(`vmmkit: ${line}\n`));
+      const where = `${options.gdb.host}:${gdb.port}`;
+      io.stderr.write(`vmmkit: gdb server listening on ${where}${options.waitGdb === true ? " (waiting for gdb before the first instruction)" : ""}\n`);
+    }
     const limits = {
       ...(options.maxInstructions !== undefined ? { maxInstructions: options.maxInstructions } : {}),
       ...(options.timeout !== undefined ? { timeoutSeconds: options.timeout } : {}),
@@ -106,6 +125,7 @@ async function runCommand(imagePath: string | undefined, options: RunOptions, io
   } finally {
     clearInterval(flusher);
     serial.close();
+    await gdb?.close();
   }
 }
 
@@ -137,6 +157,9 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option("--serial <target>", "COM1 output: stdio, file:PATH or none", "stdio")
     .option("--max-instructions <count>", "stop after this many guest instructions (exit status 124)", parsePositiveInteger("--max-instructions"))
     .option("--timeout <seconds>", "stop after this many seconds (exit status 124)", parseSeconds)
+    .option("--smp <count>", `virtual processors (1-${MAX_CPUS}); all start at the image's entry point`, parsePositiveInteger("--smp"), 1)
+    .option("--gdb <[host:]port>", "serve the GDB remote protocol on this TCP port (host 127.0.0.1 unless named; port 0 picks a free one)", parseGdbOption)
+    .option("--wait-gdb", "hold the guest before its first instruction until gdb attaches and continues")
     .action(async (image: string | undefined, options: RunOptions) => {
       setExitCode(await runCommand(image, options, io));
     });

@@ -8,7 +8,7 @@ import { runCli } from "../src/cli.js";
 export const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const guest = (path: string) => join(repositoryRoot, "guests", path);
 
-class Capture extends Writable {
+export class Capture extends Writable {
   private readonly chunks: Buffer[] = [];
   override _write(chunk: Buffer | string, _encoding: BufferEncoding, callback: () => void): void {
     this.chunks.push(Buffer.from(chunk));

@@ -34,3 +34,9 @@ export { DR7_FIXED, guestInstructionBreakpoint, guestIoBreakpoint, guestIoBreakp
 export type { GuestDebugContext } from "./hardware.js";
 export { DbgfError, isDbgfError } from "./errors.js";
 export type { DbgfErrorCode } from "./errors.js";
+export { GdbServer } from "./gdb/gdb-server.js";
+export type { GdbResumeAction, GdbServerOptions, GdbStop, GdbTarget } from "./gdb/gdb-server.js";
+export { I386_REGISTERS, SYSTEM_REGISTER_NAMES, i386TargetXml } from "./gdb/i386-registers.js";
+export type { GdbRegister, GdbRegisterName } from "./gdb/i386-registers.js";
+export { RspDecoder, encodePacket } from "./gdb/rsp-codec.js";
+export type { RspInput } from "./gdb/rsp-codec.js";

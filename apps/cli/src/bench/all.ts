@@ -3,5 +3,6 @@
  */
 import "./cpu.js";
 import "./dbgf.js";
+import "./gdb.js";
 import "./iom.js";
 import "./pgm.js";

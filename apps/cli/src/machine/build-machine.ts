@@ -5,6 +5,7 @@
  */
 import { DebugExit, Uart16550, type SerialBackend } from "@vmmkit/devices";
 import { PortSpace } from "@vmmkit/iom";
+import { DebugControl } from "./debug-control.js";
 import { PhysicalMemory, type PhysicalMemoryListener, type PhysicalRange } from "@vmmkit/pgm";
 import { Vm, VmState, type ExecutionEngine, type ExitAction } from "@vmmkit/vm";
 import {
@@ -28,7 +29,7 @@ export const DEBUG_EXIT_PORT = 0xf4;
 export interface RunOutcome {
   /** Process exit status: 0 after HLT with interrupts off, (v << 1) | 1 after isa-debug-exit. */
   status: number;
-  reason: "halted" | "debug-exit" | "instruction-limit" | "timeout" | "triple-fault" | "unsupported" | "failure";
+  reason: "halted" | "debug-exit" | "instruction-limit" | "timeout" | "triple-fault" | "unsupported" | "failure" | "killed";
   /** A line for the user when the stop was not the guest's own choice. */
   message?: string;
 }
@@ -38,6 +39,10 @@ export interface MachineOptions {
   readonly serial: SerialBackend;
   /** Places the guest image into memory (after RAM exists) and says how the CPU starts. */
   readonly load: (memory: PhysicalMemory) => LoadedImage;
+  /** Virtual processors (default 1); every one starts in the image's entry state. */
+  readonly cpuCount?: number;
+  /** Hold every vCPU before its first instruction until a debugger attaches and resumes. */
+  readonly waitForDebugger?: boolean;
 }
 
 export interface RunLimits {
@@ -53,16 +58,20 @@ export interface Machine {
   readonly partition: WhvPartitionHandle;
   readonly vm: Vm<WhvRunVpExitContext>;
   readonly image: LoadedImage;
+  /** Debugger control: the gdb server's target, with the machine's dbgf breakpoint manager. */
+  readonly debug: DebugControl;
   /** Powers on, runs until the guest stops (or a limit is hit) and powers off. */
   run(limits?: RunLimits): Promise<RunOutcome>;
-  /** Guest instructions executed so far. */
+  /** Guest instructions executed so far (by all vCPUs). */
   instructionsRetired(): number;
 }
 
-const BOOT_VCPU = 0;
+export const MAX_CPUS = 16;
 
 export function buildMachine(options: MachineOptions): Machine {
   const { memoryBytes } = options;
+  const cpuCount = options.cpuCount ?? 1;
+  if (!Number.isInteger(cpuCount) || cpuCount < 1 || cpuCount > MAX_CPUS) throw new CliError(`--smp must be 1 to ${MAX_CPUS} processors, got ${cpuCount}`);
   if (!Number.isInteger(memoryBytes) || memoryBytes < MIN_MEMORY || memoryBytes > MAX_MEMORY || memoryBytes % 4096 !== 0) {
     throw new CliError(`--mem must be between ${MIN_MEMORY / 2 ** 20} MiB and ${MAX_MEMORY / 2 ** 20} MiB, got ${memoryBytes} bytes`);
   }
@@ -76,7 +85,7 @@ export function buildMachine(options: MachineOptions): Machine {
   // ---- accelerator: RAM and ROM are mapped for the fast path; everything else exits ------
   const platform = new WhvPlatform();
   const partition = platform.createPartition();
-  platform.setPartitionProperty(partition, "processorCount", 1);
+  platform.setPartitionProperty(partition, "processorCount", cpuCount);
   platform.setupPartition(partition);
   const mapper: PhysicalMemoryListener = {
     rangeAdded(range: PhysicalRange) {
@@ -91,9 +100,9 @@ export function buildMachine(options: MachineOptions): Machine {
       if (range.bytes) platform.unmapGpaRange(partition, BigInt(range.start), BigInt(range.size));
     },
   };
-  platform.createVirtualProcessor(partition, BOOT_VCPU);
+  for (let vcpu = 0; vcpu < cpuCount; vcpu++) platform.createVirtualProcessor(partition, vcpu);
   memory.addListener(mapper);
-  applyEntryState(platform, partition, image.entry);
+  for (let vcpu = 0; vcpu < cpuCount; vcpu++) applyEntryState(platform, partition, vcpu, image.entry);
 
   // ---- devices on the port bus ---------------------------------------------------------
   let outcome: RunOutcome | null = null;
@@ -130,15 +139,38 @@ export function buildMachine(options: MachineOptions): Machine {
 
   // ---- the VM and its execution loop ---------------------------------------------------
   let instructionBudget = Number.POSITIVE_INFINITY;
+  const retired = (vcpu: number): number => platform.getVirtualProcessorCounters(partition, vcpu).instructionsRetired;
   const engine: ExecutionEngine<WhvRunVpExitContext> = {
-    runVcpu: (vcpu) => {
-      const used = platform.getVirtualProcessorCounters(partition, vcpu).instructionsRetired;
-      return platform.runVirtualProcessor(partition, vcpu, { maxInstructions: Math.max(0, instructionBudget - used) });
+    runVcpu: async (vcpu) => {
+      await debug.beforeRun(vcpu);
+      const limit = Math.min(Math.max(0, instructionBudget - retired(vcpu)), debug.runLimit(vcpu));
+      debug.enterRun(vcpu);
+      try {
+        return await platform.runVirtualProcessor(partition, vcpu, { maxInstructions: limit });
+      } finally {
+        debug.leaveRun(vcpu);
+      }
     },
     cancelVcpu: (vcpu) => platform.cancelRunVirtualProcessor(partition, vcpu),
   };
 
-  const handleExit = (exit: WhvRunVpExitContext, vcpu: number): ExitAction => {
+  const handleExit = async (exit: WhvRunVpExitContext, vcpu: number): Promise<ExitAction> => {
+    const owned = await debug.onExit(exit, vcpu);
+    if (owned !== null) return outcome ? "powerOff" : owned;
+    if (exit.exitReason === "canceled" && exit.cancelReason === "instructionBudget" && retired(vcpu) < instructionBudget) {
+      // The one-instruction budget of a debugger step, not --max-instructions.
+      await debug.afterExit(vcpu);
+      return outcome ? "powerOff" : "resume";
+    }
+    debug.setIoCpu(vcpu);
+    const action = handleMachineExit(exit, vcpu);
+    // A port-I/O breakpoint on the access that ended the guest still stops it first.
+    if (action === "powerOff" && !debug.hasBreakpointHit(vcpu)) return action;
+    await debug.afterExit(vcpu);
+    return outcome ? "powerOff" : action;
+  };
+
+  const handleMachineExit = (exit: WhvRunVpExitContext, vcpu: number): ExitAction => {
     switch (exit.exitReason) {
       case "x64IoPortAccess": {
         const status = emulatorApi.tryIoEmulation(emulator, vcpu, exit.vpContext, exit.ioPortAccess);
@@ -178,7 +210,31 @@ export function buildMachine(options: MachineOptions): Machine {
     }
   };
 
-  const vm = new Vm<WhvRunVpExitContext>({ name: "vmmkit", cpuCount: 1, engine, handleExit });
+  const vm = new Vm<WhvRunVpExitContext>({ name: "vmmkit", cpuCount, engine, handleExit });
+
+  const debug = new DebugControl(
+    {
+      platform,
+      partition,
+      memory,
+      ports,
+      cpuCount,
+      wake: (vcpu) => vm.wake(vcpu),
+      kill: () => {
+        outcome ??= { status: 1, reason: "killed", message: "the debugger killed the guest" };
+        if (vm.state === VmState.Running) void vm.powerOff();
+      },
+      monitorHelp: ["state                              the VM's lifecycle state and where each vCPU is"],
+      monitor: (command, print) => {
+        if (command !== "state") return false;
+        const lines = [`VM state: ${vm.state}`];
+        for (let vcpu = 0; vcpu < cpuCount; vcpu++) lines.push(`  ${debug.describeThread(vcpu)}, ${retired(vcpu)} instructions retired`);
+        print(lines.join("\n") + "\n");
+        return true;
+      },
+    },
+    { waitForDebugger: options.waitForDebugger === true },
+  );
 
   const run = async (limits: RunLimits = {}): Promise<RunOutcome> => {
     if (limits.maxInstructions !== undefined) instructionBudget = limits.maxInstructions;
@@ -200,7 +256,9 @@ export function buildMachine(options: MachineOptions): Machine {
     } finally {
       if (timer) clearTimeout(timer);
     }
-    return outcome ?? { status: 1, reason: "failure", message: "the VM stopped without a reason" };
+    const result = outcome ?? { status: 1, reason: "failure", message: "the VM stopped without a reason" };
+    debug.finished(result.status);
+    return result;
   };
 
   return {
@@ -210,8 +268,13 @@ export function buildMachine(options: MachineOptions): Machine {
     partition,
     vm,
     image,
+    debug,
     run,
-    instructionsRetired: () => platform.getVirtualProcessorCounters(partition, BOOT_VCPU).instructionsRetired,
+    instructionsRetired: () => {
+      let total = 0;
+      for (let vcpu = 0; vcpu < cpuCount; vcpu++) total += retired(vcpu);
+      return total;
+    },
   };
 }
 
@@ -220,11 +283,11 @@ function exitLocation(exit: WhvRunVpExitContext): string {
 }
 
 /** Puts the boot processor into the state the image format asks for. */
-function applyEntryState(platform: WhvPlatform, partition: WhvPartitionHandle, entry: EntryState): void {
+function applyEntryState(platform: WhvPlatform, partition: WhvPartitionHandle, vcpu: number, entry: EntryState): void {
   if (entry.mode === "reset") return; // a new processor starts at the reset vector
   if (entry.mode === "real") {
     const cs = { base: BigInt(entry.cs * 16), limit: 0xffff, selector: entry.cs, attributes: 0x9b };
-    platform.setVirtualProcessorRegisters(partition, BOOT_VCPU, ["x64Cs", "x64Rip"] as const, [cs, BigInt(entry.ip)]);
+    platform.setVirtualProcessorRegisters(partition, vcpu, ["x64Cs", "x64Rip"] as const, [cs, BigInt(entry.ip)]);
     return;
   }
   // Flat 32-bit protected mode, as a multiboot loader leaves it: 4 GiB code and data
@@ -233,7 +296,7 @@ function applyEntryState(platform: WhvPlatform, partition: WhvPartitionHandle, e
   const data = { base: 0n, limit: 0xffffffff, selector: 0x10, attributes: 0xc093 };
   platform.setVirtualProcessorRegisters(
     partition,
-    BOOT_VCPU,
+    vcpu,
     ["x64Cr0", "x64Gdtr", "x64Cs", "x64Ds", "x64Es", "x64Ss", "x64Fs", "x64Gs", "x64Rip", "x64Rflags", "x64Rax", "x64Rbx"] as const,
     [
       0x11n, // PE, ET

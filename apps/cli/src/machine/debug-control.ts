@@ -1,0 +1,523 @@
+/**
+ * Debugger control of a running machine (all-stop): parks every vCPU when one stops, holds
+ * the machine until the debugger resumes it, single-steps one vCPU invisibly, turns #BP/#DB
+ * exits into breakpoint stops through dbgf, and hands the guest its own INT3s. It is the
+ * `GdbTarget` the protocol engine (@vmmkit/dbgf's GdbServer) drives, and the `DebuggerHost`
+ * through which dbgf patches guest memory.
+ */
+import {
+  Debugger,
+  IoAccess,
+  type DebuggerHost,
+  type GdbRegisterName,
+  type GdbResumeAction,
+  type GdbStop,
+  type GdbTarget,
+} from "@vmmkit/dbgf";
+import type { AccessSize, IoBreakpointChecker, PortAccessDirection, PortAccessPhase, PortSpace } from "@vmmkit/iom";
+import type { PhysicalMemory } from "@vmmkit/pgm";
+import type { WhvPartitionHandle, WhvPlatform, WhvRegisterName, WhvRunVpExitContext } from "@vmmkit/whpx-sim";
+import { hex } from "../cli-error.js";
+
+const VECTOR_DEBUG = 1;
+const VECTOR_BREAKPOINT = 3;
+const EFLAGS_TF = 0x100;
+
+/** What the composition root gives the debugger control. */
+export interface DebugControlParts {
+  readonly platform: WhvPlatform;
+  readonly partition: WhvPartitionHandle;
+  readonly memory: PhysicalMemory;
+  readonly ports: PortSpace;
+  readonly cpuCount: number;
+  /** Wakes a vCPU that waits in HLT, so it notices a stop request. */
+  readonly wake: (vcpu: number) => void;
+  /** Ends the machine (gdb's `k`). */
+  readonly kill: () => void;
+  /** Machine-level monitor commands (VM state, reset…). */
+  readonly monitor?: GdbTarget["monitor"];
+  readonly monitorHelp?: readonly string[];
+}
+
+type StopListener = (stop: GdbStop) => void;
+
+const GENERAL_REGISTERS: Partial<Record<GdbRegisterName, WhvRegisterName>> = {
+  eax: "x64Rax",
+  ecx: "x64Rcx",
+  edx: "x64Rdx",
+  ebx: "x64Rbx",
+  esp: "x64Rsp",
+  ebp: "x64Rbp",
+  esi: "x64Rsi",
+  edi: "x64Rdi",
+  eip: "x64Rip",
+  eflags: "x64Rflags",
+  cr0: "x64Cr0",
+  cr2: "x64Cr2",
+  cr3: "x64Cr3",
+  cr4: "x64Cr4",
+  dr0: "x64Dr0",
+  dr1: "x64Dr1",
+  dr2: "x64Dr2",
+  dr3: "x64Dr3",
+  dr6: "x64Dr6",
+  dr7: "x64Dr7",
+};
+
+const SEGMENT_REGISTERS: Partial<Record<GdbRegisterName, "x64Cs" | "x64Ss" | "x64Ds" | "x64Es" | "x64Fs" | "x64Gs">> = {
+  cs: "x64Cs",
+  ss: "x64Ss",
+  ds: "x64Ds",
+  es: "x64Es",
+  fs: "x64Fs",
+  gs: "x64Gs",
+};
+
+export class DebugControl implements GdbTarget {
+  readonly debugger: Debugger;
+  readonly cpuCount: number;
+  readonly monitorHelp: readonly string[];
+
+  private listener: StopListener | null = null;
+  /** The machine is held for the debugger: no vCPU enters the accelerator. */
+  private stopped: boolean;
+  /** vCPUs the last resume left stopped (vCont `t` or a step of another thread). */
+  private readonly held: Uint8Array;
+  private readonly stepping: Uint8Array;
+  /** A step-over dbgf asked for (`executeOne`): run one instruction from the original bytes first. */
+  private readonly stepOver: Array<{ physical: number; original: number } | null>;
+  private readonly waiters: Array<(() => void) | null>;
+  private readonly breakpointHit: Int32Array;
+  private readonly inRun: Uint8Array;
+  private quietWaiter: (() => void) | null = null;
+  private interruptRequested = false;
+  /** Stops that happened while another was being reported; reported at the next resume. */
+  private readonly pendingStops: GdbStop[] = [];
+  private ioCpu = 0;
+  private exceptionBitmap = 0;
+
+  constructor(
+    private readonly parts: DebugControlParts,
+    options: { waitForDebugger?: boolean } = {},
+  ) {
+    this.cpuCount = parts.cpuCount;
+    this.monitorHelp = parts.monitorHelp ?? [];
+    this.stopped = options.waitForDebugger === true;
+    this.held = new Uint8Array(parts.cpuCount);
+    this.stepping = new Uint8Array(parts.cpuCount);
+    this.inRun = new Uint8Array(parts.cpuCount);
+    this.breakpointHit = new Int32Array(parts.cpuCount).fill(-1);
+    this.stepOver = new Array<{ physical: number; original: number } | null>(parts.cpuCount).fill(null);
+    this.waiters = new Array<(() => void) | null>(parts.cpuCount).fill(null);
+    this.debugger = new Debugger(this.host(), {});
+    parts.platform.setPartitionProperty(parts.partition, "extendedVmExits", { exceptionExit: true });
+  }
+
+  /** True while a debugger is attached. */
+  get attached(): boolean {
+    return this.listener !== null;
+  }
+
+  /**
+   * Attaches a debugger: stops the machine if it runs and resolves when every vCPU is parked.
+   * `listener` then hears every stop until {@link detach}.
+   */
+  async attach(listener: StopListener): Promise<void> {
+    this.listener = listener;
+    if (this.stopped) return;
+    await new Promise<void>((resolve) => {
+      this.listener = () => resolve();
+      this.interrupt();
+    });
+    this.listener = listener;
+  }
+
+  // ---- hooks for the execution loop -------------------------------------------------------
+
+  /** Awaited before a vCPU enters the accelerator: parks it while the machine is held. */
+  async beforeRun(vcpu: number): Promise<void> {
+    while (this.stopped || this.held[vcpu] !== 0) {
+      await new Promise<void>((resolve) => (this.waiters[vcpu] = resolve));
+    }
+  }
+
+  /** The instruction budget of the next run of `vcpu`: 1 while it single-steps. */
+  runLimit(vcpu: number): number {
+    return this.stepping[vcpu] !== 0 || this.stepOver[vcpu] !== null ? 1 : Number.POSITIVE_INFINITY;
+  }
+
+  isStepping(vcpu: number): boolean {
+    return this.stepping[vcpu] !== 0;
+  }
+
+  /** True while `vcpu` executes one instruction from a breakpoint's original bytes. */
+  isSteppingOver(vcpu: number): boolean {
+    return this.stepOver[vcpu] !== null;
+  }
+
+  /** Brackets the accelerator run, so a stop can wait until no vCPU is inside it. */
+  enterRun(vcpu: number): void {
+    const over = this.stepOver[vcpu] ?? null;
+    if (over !== null) this.parts.memory.loadBytes(over.physical, Uint8Array.of(over.original));
+    this.inRun[vcpu] = 1;
+  }
+
+  leaveRun(vcpu: number): void {
+    this.inRun[vcpu] = 0;
+    const over = this.stepOver[vcpu] ?? null;
+    if (over !== null) {
+      // The guarded instruction ran (or exited to be completed by the VMM): put the 0xCC back.
+      this.stepOver[vcpu] = null;
+      this.parts.memory.loadBytes(over.physical, Uint8Array.of(0xcc));
+    }
+    if (this.quietWaiter !== null && this.inRun.every((flag) => flag === 0)) {
+      const resolve = this.quietWaiter;
+      this.quietWaiter = null;
+      resolve();
+    }
+  }
+
+  /**
+   * An exit the debugger may own. Resolves to "resume" once handled (after the debugger
+   * resumed the machine, for a stop), or null when the exit is not the debugger's.
+   */
+  async onExit(exit: WhvRunVpExitContext, vcpu: number): Promise<"resume" | null> {
+    if (exit.exitReason === "exception") {
+      const vector = exit.vpException.exceptionType === "breakpointTrap" ? VECTOR_BREAKPOINT : exit.vpException.exceptionType === "debugTrapOrFault" ? VECTOR_DEBUG : -1;
+      if (vector === VECTOR_BREAKPOINT) return this.onBreakpointException(exit, vcpu);
+      if (vector === VECTOR_DEBUG) return this.onDebugException(exit, vcpu);
+      return null;
+    }
+    if (exit.exitReason === "canceled" && exit.cancelReason === "user" && this.interruptRequested) {
+      this.interruptRequested = false;
+      await this.stopMachine({ reason: "interrupt", cpu: vcpu }, vcpu);
+      return "resume";
+    }
+    if (exit.exitReason === "canceled" && exit.cancelReason === "user" && this.stopped) return "resume";
+    return null;
+  }
+
+  /**
+   * After the VMM handled an exit: report a finished single step or a port-I/O breakpoint
+   * that fired during the access. Resolves when the machine may go on.
+   */
+  async afterExit(vcpu: number): Promise<void> {
+    const handle = this.breakpointHit[vcpu]!;
+    if (handle >= 0) {
+      this.breakpointHit[vcpu] = -1;
+      this.stepping[vcpu] = 0;
+      await this.stopMachine({ reason: "breakpoint", cpu: vcpu, handle }, vcpu);
+      return;
+    }
+    if (this.stepping[vcpu] !== 0) {
+      this.stepping[vcpu] = 0;
+      await this.stopMachine({ reason: "step", cpu: vcpu }, vcpu);
+    }
+  }
+
+  /** A breakpoint fired during the exit just handled (a port-I/O one) and is not reported yet. */
+  hasBreakpointHit(vcpu: number): boolean {
+    return this.breakpointHit[vcpu]! >= 0;
+  }
+
+  /** The machine ended (guest exit, power-off): a debugger hears it, nothing stays parked. */
+  finished(status: number): void {
+    this.listener?.({ reason: "exited", status });
+    this.listener = null;
+    this.releaseAll();
+  }
+
+  // ---- GdbTarget ----------------------------------------------------------------------------
+
+  readRegister(cpu: number, name: GdbRegisterName): number {
+    const { platform, partition } = this.parts;
+    const segment = SEGMENT_REGISTERS[name];
+    if (segment !== undefined) return platform.getVirtualProcessorRegisters(partition, cpu, [segment] as const)[0].selector;
+    const general = GENERAL_REGISTERS[name]!;
+    let value = Number(platform.getVirtualProcessorRegisters(partition, cpu, [general] as const)[0] as bigint) >>> 0;
+    // A step's trap flag is the debugger's, not the guest's.
+    if (name === "eflags" && this.stepping[cpu] !== 0) value &= ~EFLAGS_TF;
+    return value;
+  }
+
+  writeRegister(cpu: number, name: GdbRegisterName, value: number): void {
+    const { platform, partition } = this.parts;
+    const segment = SEGMENT_REGISTERS[name];
+    if (segment !== undefined) {
+      // gdb edits the selector; a real-mode segment's base follows it, a protected-mode one is refused.
+      const [current, cr0] = platform.getVirtualProcessorRegisters(partition, cpu, [segment, "x64Cr0"] as const);
+      if ((Number(cr0) & 1) !== 0) throw new Error(`${name} can only be changed in real mode (loading a descriptor is the guest's job)`);
+      const selector = value & 0xffff;
+      platform.setVirtualProcessorRegisters(partition, cpu, [segment] as const, [{ ...current, selector, base: BigInt(selector * 16) }]);
+      return;
+    }
+    const general = GENERAL_REGISTERS[name]!;
+    platform.setVirtualProcessorRegisters(partition, cpu, [general] as const, [BigInt(value >>> 0)]);
+  }
+
+  readMemory(cpu: number, address: number, length: number): Uint8Array {
+    return this.readLinear(cpu, address, length);
+  }
+
+  writeMemory(cpu: number, address: number, bytes: Uint8Array): void {
+    // Translate every page first, so a write that cannot complete writes nothing.
+    const pieces: Array<readonly [number, Uint8Array]> = [];
+    let done = 0;
+    while (done < bytes.length) {
+      const linear = (address + done) >>> 0;
+      const chunk = Math.min(bytes.length - done, 0x1000 - (linear & 0xfff));
+      pieces.push([this.translate(cpu, linear), bytes.subarray(done, done + chunk)]);
+      done += chunk;
+    }
+    for (const [physical, piece] of pieces) this.parts.memory.readBytes(physical, piece.length); // throws if not backed
+    for (const [physical, piece] of pieces) this.parts.memory.loadBytes(physical, piece);
+  }
+
+  resume(actions: readonly GdbResumeAction[]): void {
+    // A queued breakpoint stop whose breakpoint gdb has removed meanwhile is dropped: that
+    // vCPU's EIP is still at the instruction (the #BP exit did not advance it), so it
+    // simply executes it when it runs.
+    const live = this.pendingStops.filter((stop) => stop.reason !== "breakpoint" || this.breakpointStillArmed(stop.handle));
+    this.pendingStops.splice(0, this.pendingStops.length, ...live);
+    const next = this.pendingStops.shift();
+    if (next !== undefined) {
+      // A second vCPU hit something while the first stop was reported: report it now.
+      queueMicrotask(() => this.listener?.(next));
+      return;
+    }
+    for (let vcpu = 0; vcpu < this.cpuCount; vcpu++) {
+      const action = actions[vcpu] ?? "stay";
+      this.held[vcpu] = action === "stay" ? 1 : 0;
+      this.stepping[vcpu] = action === "step" ? 1 : 0;
+      this.debugger.setStepping(vcpu, action === "step");
+      if (action !== "stay") this.debugger.resume(vcpu, this.readRegister(vcpu, "eip"));
+    }
+    this.updateExceptionBitmap();
+    this.stopped = false;
+    for (let vcpu = 0; vcpu < this.cpuCount; vcpu++) if (this.held[vcpu] === 0) this.release(vcpu);
+  }
+
+  interrupt(): void {
+    if (this.stopped) return;
+    this.interruptRequested = true;
+    for (let vcpu = 0; vcpu < this.cpuCount; vcpu++) {
+      this.parts.platform.cancelRunVirtualProcessor(this.parts.partition, vcpu);
+      this.parts.wake(vcpu);
+    }
+  }
+
+  detach(): void {
+    this.listener = null;
+    this.pendingStops.length = 0;
+    this.stepping.fill(0);
+    for (let vcpu = 0; vcpu < this.cpuCount; vcpu++) this.debugger.setStepping(vcpu, false);
+    this.updateExceptionBitmap();
+    this.releaseAll();
+  }
+
+  kill(): void {
+    this.listener = null;
+    this.releaseAll();
+    this.parts.kill();
+  }
+
+  describeThread(cpu: number): string {
+    const [rip, cs] = this.parts.platform.getVirtualProcessorRegisters(this.parts.partition, cpu, ["x64Rip", "x64Cs"] as const);
+    return `vCPU ${cpu} at ${hex(cs.selector)}:${hex(Number(rip))}`;
+  }
+
+  monitor(command: string, print: (text: string) => void): Promise<boolean> | boolean {
+    return this.parts.monitor?.(command, print) ?? false;
+  }
+
+  // ---- the IoBreakpointChecker for iom -----------------------------------------------------
+
+  /** Port-I/O breakpoints: iom asks this only while dbgf has one armed. */
+  readonly ioChecker: IoBreakpointChecker = {
+    checkPortAccess: (port: number, size: AccessSize, direction: PortAccessDirection, value: number, phase: PortAccessPhase) => {
+      const access = direction === "read" ? (size === 1 ? IoAccess.ReadByte : size === 2 ? IoAccess.ReadWord : IoAccess.ReadDword) : size === 1 ? IoAccess.WriteByte : size === 2 ? IoAccess.WriteWord : IoAccess.WriteDword;
+      const result = this.debugger.checkPortIo(this.ioCpu, port, access, value, phase === "before");
+      // A stop is reported after the instruction completes (trap semantics), so the access is never suppressed.
+      return result === "halt" && phase === "after" ? "halt" : "continue";
+    },
+  };
+
+  /** Which vCPU the port accesses being emulated belong to. */
+  setIoCpu(vcpu: number): void {
+    this.ioCpu = vcpu;
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private async onBreakpointException(exit: WhvRunVpExitContext & { exitReason: "exception" }, vcpu: number): Promise<"resume"> {
+    const pc = Number(exit.vpContext.rip);
+    const result = this.debugger.onInt3Trap(vcpu, pc);
+    if (result === "halt") {
+      this.stepping[vcpu] = 0;
+      const handle = this.breakpointHit[vcpu]!;
+      this.breakpointHit[vcpu] = -1;
+      await this.stopMachine({ reason: "breakpoint", cpu: vcpu, handle: handle >= 0 ? handle : this.debugger.lookupInt3(pc) }, vcpu);
+      return "resume";
+    }
+    if (result === "not-ours") {
+      // The guest's own INT3: deliver #BP to it, with the return address past the 0xCC.
+      this.injectBreakpoint(vcpu, pc);
+    }
+    return "resume";
+  }
+
+  private async onDebugException(exit: WhvRunVpExitContext & { exitReason: "exception" }, vcpu: number): Promise<"resume"> {
+    const dr6 = Number(exit.vpException.exceptionParameter);
+    const result = this.debugger.onDebugTrap(vcpu, dr6);
+    if (result.kind === "dbgf") {
+      const hit = this.debugger.processActiveHit(vcpu);
+      if (hit === "halt") {
+        const handle = this.breakpointHit[vcpu]!;
+        this.breakpointHit[vcpu] = -1;
+        this.stepping[vcpu] = 0;
+        await this.stopMachine({ reason: "breakpoint", cpu: vcpu, handle }, vcpu);
+      }
+      return "resume";
+    }
+    // Not the debugger's: the guest gets its #DB.
+    this.injectException(vcpu, VECTOR_DEBUG);
+    return "resume";
+  }
+
+  private injectBreakpoint(vcpu: number, pc: number): void {
+    const { platform, partition } = this.parts;
+    platform.setVirtualProcessorRegisters(partition, vcpu, ["x64Rip"] as const, [BigInt((pc + 1) >>> 0)]);
+    this.injectException(vcpu, VECTOR_BREAKPOINT);
+  }
+
+  private injectException(vcpu: number, vector: number): void {
+    const { platform, partition } = this.parts;
+    platform.setVirtualProcessorRegisters(partition, vcpu, ["pendingInterruption"] as const, [
+      {
+        interruptionPending: true,
+        interruptionType: 3,
+        deliverErrorCode: false,
+        instructionLength: 0,
+        nestedEvent: false,
+        interruptionVector: vector,
+        errorCode: 0,
+      },
+    ]);
+  }
+
+  /** Parks every vCPU, tells the debugger, and resolves when the debugger lets `vcpu` run again. */
+  private async stopMachine(stop: GdbStop, vcpu: number): Promise<void> {
+    if (this.listener === null) return; // no debugger (it detached meanwhile): run on
+    if (this.stopped) {
+      this.pendingStops.push(stop);
+    } else {
+      this.stopped = true;
+      // Only vCPUs inside the accelerator need a cancel; the others park in beforeRun. (A
+      // cancel is sticky: sent to a parked vCPU it would eat that vCPU's next run.)
+      for (let other = 0; other < this.cpuCount; other++) {
+        if (other !== vcpu && this.inRun[other] !== 0) this.parts.platform.cancelRunVirtualProcessor(this.parts.partition, other);
+      }
+      if (this.inRun.some((flag) => flag !== 0)) await new Promise<void>((resolve) => (this.quietWaiter = resolve));
+      this.listener?.(stop);
+    }
+    await this.beforeRun(vcpu);
+  }
+
+  private breakpointStillArmed(handle: number): boolean {
+    try {
+      return this.debugger.get(handle).enabled;
+    } catch {
+      return false;
+    }
+  }
+
+  private release(vcpu: number): void {
+    const waiter = this.waiters[vcpu];
+    this.waiters[vcpu] = null;
+    waiter?.();
+  }
+
+  private releaseAll(): void {
+    this.stopped = false;
+    this.interruptRequested = false;
+    this.held.fill(0);
+    for (let vcpu = 0; vcpu < this.cpuCount; vcpu++) this.release(vcpu);
+  }
+
+  /** #BP exits while int3 breakpoints are armed, #DB exits while hardware ones are; nothing otherwise. */
+  private updateExceptionBitmap(): void {
+    let bitmap = 0;
+    if (this.debugger.isInt3Armed()) bitmap |= 1 << VECTOR_BREAKPOINT;
+    if (this.debugger.isHwArmed()) bitmap |= 1 << VECTOR_DEBUG;
+    if (bitmap === this.exceptionBitmap) return;
+    this.exceptionBitmap = bitmap;
+    this.parts.platform.setPartitionProperty(this.parts.partition, "exceptionExitBitmap", BigInt(bitmap));
+  }
+
+  /** Linear → physical through `cpu`'s paging (32-bit two-level, with 4 MiB pages). */
+  private translate(cpu: number, linear: number): number {
+    const { platform, partition, memory } = this.parts;
+    const [cr0, cr3, cr4] = platform.getVirtualProcessorRegisters(partition, cpu, ["x64Cr0", "x64Cr3", "x64Cr4"] as const);
+    if ((Number(cr0) & 0x8000_0000) === 0) return linear >>> 0;
+    if ((Number(cr4) & 0x20) !== 0) throw new Error(`cannot translate ${hex(linear)}: PAE paging is not supported by the debugger yet`);
+    const directory = Number(cr3) & 0xffff_f000;
+    const pde = readDword(memory, directory + ((linear >>> 22) << 2));
+    if ((pde & 1) === 0) throw new Error(`${hex(linear)} is not mapped (page directory entry not present)`);
+    if ((pde & 0x80) !== 0 && (Number(cr4) & 0x10) !== 0) return ((pde & 0xffc0_0000) | (linear & 0x3f_ffff)) >>> 0;
+    const pte = readDword(memory, (pde & 0xffff_f000) + (((linear >>> 12) & 0x3ff) << 2));
+    if ((pte & 1) === 0) throw new Error(`${hex(linear)} is not mapped (page table entry not present)`);
+    return ((pte & 0xffff_f000) | (linear & 0xfff)) >>> 0;
+  }
+
+  private readLinear(cpu: number, linear: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const address = (linear + done) >>> 0;
+      const chunk = Math.min(length - done, 0x1000 - (address & 0xfff));
+      out.set(this.parts.memory.readBytes(this.translate(cpu, address), chunk), done);
+      done += chunk;
+    }
+    return out;
+  }
+
+  private host(): DebuggerHost {
+    return {
+      cpuCount: this.parts.cpuCount,
+      cpuVendor: "intel",
+      translate: (cpu, linear) => this.translate(cpu, Number(linear)),
+      readPhysical: (address, length) => this.parts.memory.readBytes(address, length),
+      writePhysical: (address, bytes) => this.parts.memory.loadBytes(address, bytes),
+      readLinear: (cpu, linear, length) => this.readLinear(cpu, Number(linear), length),
+      executeOne: (cpu, linear, bytes) => {
+        // Done at the vCPU's next run: the original byte goes back for one instruction.
+        this.stepOver[cpu] = { physical: this.translate(cpu, Number(linear)), original: bytes[0]! };
+      },
+      reloadDebugRegisters: (cpu) => {
+        const { platform, partition } = this.parts;
+        const values = [0, 1, 2, 3].map((slot) => this.debugger.getDr(slot));
+        platform.setVirtualProcessorRegisters(partition, cpu, ["x64Dr0", "x64Dr1", "x64Dr2", "x64Dr3", "x64Dr7"] as const, [
+          values[0]!,
+          values[1]!,
+          values[2]!,
+          values[3]!,
+          BigInt(this.debugger.getDr7()),
+        ]);
+      },
+      portBreakpointsArmed: (armed) => this.parts.ports.setBreakpointChecker(armed ? this.ioChecker : null),
+      armMmioRange: () => {
+        throw new Error("MMIO breakpoints are not wired into vmmkit run yet");
+      },
+      disarmMmioRange: () => {},
+      raiseBreakpointEvent: (cpu, handle) => {
+        this.breakpointHit[cpu] = handle;
+      },
+      debugEventsChanged: () => {},
+    };
+  }
+}
+
+function readDword(memory: PhysicalMemory, address: number): number {
+  const bytes = memory.readBytes(address, 4);
+  return (bytes[0]! | (bytes[1]! << 8) | (bytes[2]! << 16) | (bytes[3]! << 24)) >>> 0;
+}
