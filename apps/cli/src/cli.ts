@@ -57,6 +57,14 @@ function parseGdbOption(value: string): GdbEndpoint {
   }
 }
 
+function parsePositiveNumber(what: string) {
+  return (value: string): number => {
+    const number = Number(value);
+    if (!Number.isFinite(number) || number <= 0) throw new InvalidArgumentError(`${what} must be a positive number, got "${value}"`);
+    return number;
+  };
+}
+
 function parseSeconds(value: string): number {
   const number = Number(value);
   if (!Number.isFinite(number) || number <= 0) throw new InvalidArgumentError(`the timeout must be a positive number of seconds, got "${value}"`);
@@ -74,6 +82,9 @@ interface RunOptions {
   maxInstructions?: number;
   timeout?: number;
   smp: number;
+  clock: "virtual" | "realtime";
+  clockRate: number;
+  debugcon: string;
   gdb?: GdbEndpoint;
   waitGdb?: boolean;
 }
@@ -104,11 +115,24 @@ async function runCommand(imagePath: string | undefined, options: RunOptions, io
   };
   if (options.waitGdb === true && options.gdb === undefined) throw new CliError("--wait-gdb needs --gdb [HOST:]PORT to say where gdb connects");
   const serial = openSerialBackend(options.serial, io.stdout);
+  const debugConsole = options.debugcon === "none" ? undefined : openSerialBackend(options.debugcon, io.stdout, "--debugcon");
   // Output without a line end (a prompt) still shows up promptly.
-  const flusher = setInterval(() => serial.flush(), 50);
+  const flusher = setInterval(() => {
+    serial.flush();
+    debugConsole?.flush();
+  }, 50);
   let gdb: GdbListener | undefined;
   try {
-    const machine = buildMachine({ memoryBytes: options.mem, serial, load, cpuCount: options.smp, waitForDebugger: options.waitGdb === true });
+    const machine = buildMachine({
+      memoryBytes: options.mem,
+      serial,
+      ...(debugConsole !== undefined ? { debugConsole } : {}),
+      clock: options.clock,
+      clockMips: options.clockRate,
+      load,
+      cpuCount: options.smp,
+      waitForDebugger: options.waitGdb === true,
+    });
     if (options.gdb !== undefined) {
       gdb = await listenForGdb(machine.debug, options.gdb, (line) => io.stderr.write(`vmmkit: ${line}\n`));
       const where = `${options.gdb.host}:${gdb.port}`;
@@ -120,11 +144,13 @@ async function runCommand(imagePath: string | undefined, options: RunOptions, io
     };
     const outcome = await machine.run(limits);
     serial.flush();
+    debugConsole?.flush();
     if (outcome.message) io.stderr.write(`vmmkit: ${outcome.message}\n`);
     return outcome.status & 0xff;
   } finally {
     clearInterval(flusher);
     serial.close();
+    debugConsole?.close();
     await gdb?.close();
   }
 }
@@ -157,6 +183,9 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option("--serial <target>", "COM1 output: stdio, file:PATH or none", "stdio")
     .option("--max-instructions <count>", "stop after this many guest instructions (exit status 124)", parsePositiveInteger("--max-instructions"))
     .option("--timeout <seconds>", "stop after this many seconds (exit status 124)", parseSeconds)
+    .option("--debugcon <target>", "the debug console (ports 0xE9 and 0x402): stdio, file:PATH or none", "none")
+    .addOption(new Option("--clock <mode>", "virtual: machine time follows executed instructions (same output every run); realtime: the host's clock").choices(["virtual", "realtime"]).default("virtual"))
+    .option("--clock-rate <mips>", "virtual clock speed: guest instructions per microsecond", parsePositiveNumber("--clock-rate"), 100)
     .option("--smp <count>", `virtual processors (1-${MAX_CPUS}); all start at the image's entry point`, parsePositiveInteger("--smp"), 1)
     .option("--gdb <[host:]port>", "serve the GDB remote protocol on this TCP port (host 127.0.0.1 unless named; port 0 picks a free one)", parseGdbOption)
     .option("--wait-gdb", "hold the guest before its first instruction until gdb attaches and continues")

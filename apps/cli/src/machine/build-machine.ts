@@ -3,9 +3,8 @@
  * WHPX-shaped accelerator (whpx-sim, backed by the cpu package) and the VM lifecycle with
  * its execution loop (vm). Nothing else in vmmkit knows about more than one package.
  */
-import { DebugExit, Uart16550, type SerialBackend } from "@vmmkit/devices";
+import type { SerialBackend } from "@vmmkit/devices";
 import { PortSpace } from "@vmmkit/iom";
-import { DebugControl } from "./debug-control.js";
 import { PhysicalMemory, type PhysicalMemoryListener, type PhysicalRange } from "@vmmkit/pgm";
 import { Vm, VmState, type ExecutionEngine, type ExitAction } from "@vmmkit/vm";
 import {
@@ -19,17 +18,18 @@ import {
   type WhvRunVpExitContext,
 } from "@vmmkit/whpx-sim";
 import { CliError, hex } from "../cli-error.js";
+import { DebugControl } from "./debug-control.js";
 import type { EntryState, LoadedImage } from "./images.js";
 import { CONVENTIONAL_MEMORY_END, EXTENDED_MEMORY_START, MAX_MEMORY, MIN_MEMORY } from "./layout.js";
+import { PcPlatform, type ClockMode } from "./pc-platform.js";
 
-export const COM1_PORT = 0x3f8;
-export const DEBUG_EXIT_PORT = 0xf4;
+export { COM1_PORT, DEBUG_EXIT_PORT } from "./pc-platform.js";
 
 /** Why the machine stopped, and the process exit status that reports it. */
 export interface RunOutcome {
   /** Process exit status: 0 after HLT with interrupts off, (v << 1) | 1 after isa-debug-exit. */
   status: number;
-  reason: "halted" | "debug-exit" | "instruction-limit" | "timeout" | "triple-fault" | "unsupported" | "failure" | "killed";
+  reason: "halted" | "debug-exit" | "instruction-limit" | "timeout" | "triple-fault" | "unsupported" | "failure" | "killed" | "reset";
   /** A line for the user when the stop was not the guest's own choice. */
   message?: string;
 }
@@ -37,6 +37,12 @@ export interface RunOutcome {
 export interface MachineOptions {
   readonly memoryBytes: number;
   readonly serial: SerialBackend;
+  /** Where the debug console (ports 0xE9 and 0x402) writes; not present when absent. */
+  readonly debugConsole?: SerialBackend;
+  /** "virtual" (default): machine time follows retired instructions; "realtime": the host's clock. */
+  readonly clock?: ClockMode;
+  /** Virtual clock speed in guest instructions per microsecond (MIPS); default 100. */
+  readonly clockMips?: number;
   /** Places the guest image into memory (after RAM exists) and says how the CPU starts. */
   readonly load: (memory: PhysicalMemory) => LoadedImage;
   /** Virtual processors (default 1); every one starts in the image's entry state. */
@@ -60,6 +66,8 @@ export interface Machine {
   readonly image: LoadedImage;
   /** Debugger control: the gdb server's target, with the machine's dbgf breakpoint manager. */
   readonly debug: DebugControl;
+  /** The PC devices and the machine clock. */
+  readonly devices: PcPlatform;
   /** Powers on, runs until the guest stops (or a limit is hit) and powers off. */
   run(limits?: RunLimits): Promise<RunOutcome>;
   /** Guest instructions executed so far (by all vCPUs). */
@@ -67,6 +75,8 @@ export interface Machine {
 }
 
 export const MAX_CPUS = 16;
+/** Longest run of the boot processor between timer checks with the realtime clock. */
+const REALTIME_SLICE_INSTRUCTIONS = 20_000;
 
 export function buildMachine(options: MachineOptions): Machine {
   const { memoryBytes } = options;
@@ -107,12 +117,26 @@ export function buildMachine(options: MachineOptions): Machine {
   // ---- devices on the port bus ---------------------------------------------------------
   let outcome: RunOutcome | null = null;
   const ports = new PortSpace();
-  const uart = new Uart16550(options.serial);
-  ports.register({ port: COM1_PORT, count: 8, owner: "com1", device: uart });
-  const debugExit = new DebugExit((status) => {
-    outcome ??= { status, reason: "debug-exit" };
+  const clockMips = options.clockMips ?? 100;
+  if (!(clockMips > 0) || !Number.isFinite(clockMips)) throw new CliError(`--clock-rate must be a positive number of MIPS, got ${clockMips}`);
+  const devices = new PcPlatform({
+    ports,
+    platform,
+    partition,
+    serial: options.serial,
+    ...(options.debugConsole !== undefined ? { debugConsole: options.debugConsole } : {}),
+    memoryBytes,
+    clock: options.clock ?? "virtual",
+    nanosecondsPerInstruction: 1000 / clockMips,
+    retired: () => retired(0),
+    onDebugExit: (status) => {
+      outcome ??= { status, reason: "debug-exit" };
+    },
+    onReset: () => {
+      outcome ??= { status: 0, reason: "reset", message: "the guest reset the machine; vmmkit run ends there (as qemu -no-reboot does)" };
+    },
+    onInterruptRequest: () => vm.wake(0),
   });
-  ports.register({ port: DEBUG_EXIT_PORT, count: 4, owner: "isa-debug-exit", device: debugExit });
 
   // ---- the instruction emulator completes I/O and MMIO exits through these callbacks ---
   const emulatorApi = new WhvEmulatorApi();
@@ -143,12 +167,26 @@ export function buildMachine(options: MachineOptions): Machine {
   const engine: ExecutionEngine<WhvRunVpExitContext> = {
     runVcpu: async (vcpu) => {
       await debug.beforeRun(vcpu);
-      const limit = Math.min(Math.max(0, instructionBudget - retired(vcpu)), debug.runLimit(vcpu));
+      let limit = Math.min(Math.max(0, instructionBudget - retired(vcpu)), debug.runLimit(vcpu));
+      let kick: ReturnType<typeof setTimeout> | undefined;
+      if (vcpu === 0) {
+        // Timers that are due fire now; their interrupt goes in before the guest runs on.
+        devices.catchUp();
+        devices.deliverInterrupts();
+        limit = Math.min(limit, devices.instructionsUntilNextEvent());
+        if (options.clock === "realtime" && Number.isFinite(devices.millisecondsUntilNextEvent())) {
+          // Host timers fire a millisecond late at best: short slices let due timers be
+          // noticed between them, and the kick ends a slice that runs long.
+          limit = Math.min(limit, REALTIME_SLICE_INSTRUCTIONS);
+          kick = setTimeout(() => platform.cancelRunVirtualProcessor(partition, 0), devices.millisecondsUntilNextEvent());
+        }
+      }
       debug.enterRun(vcpu);
       try {
         return await platform.runVirtualProcessor(partition, vcpu, { maxInstructions: limit });
       } finally {
         debug.leaveRun(vcpu);
+        if (kick !== undefined) clearTimeout(kick);
       }
     },
     cancelVcpu: (vcpu) => platform.cancelRunVirtualProcessor(partition, vcpu),
@@ -158,7 +196,7 @@ export function buildMachine(options: MachineOptions): Machine {
     const owned = await debug.onExit(exit, vcpu);
     if (owned !== null) return outcome ? "powerOff" : owned;
     if (exit.exitReason === "canceled" && exit.cancelReason === "instructionBudget" && retired(vcpu) < instructionBudget) {
-      // The one-instruction budget of a debugger step, not --max-instructions.
+      // A debugger step or a timer deadline ended the run, not --max-instructions.
       await debug.afterExit(vcpu);
       return outcome ? "powerOff" : "resume";
     }
@@ -187,9 +225,15 @@ export function buildMachine(options: MachineOptions): Machine {
           outcome ??= { status: 0, reason: "halted" };
           return "powerOff";
         }
-        return "halt"; // no interrupt source can wake it yet; --timeout ends such a run
+        // Waiting for an interrupt: with a virtual clock, time jumps to the next timer event.
+        if (vcpu !== 0) return "halt";
+        if (devices.interruptPending || devices.skipToNextEvent()) return "resume";
+        if (options.clock === "realtime") wakeAtNextEvent();
+        return "halt"; // woken by serial input, a debugger, or (realtime) the timer above
+      case "x64InterruptWindow":
+        return "resume"; // the next run delivers the interrupt that waited for it
       case "canceled":
-        if (exit.cancelReason === "instructionBudget") {
+        if (exit.cancelReason === "instructionBudget" && retired(vcpu) >= instructionBudget) {
           outcome ??= { status: 124, reason: "instruction-limit", message: `stopped after ${instructionBudget} instructions (--max-instructions)` };
           return "powerOff";
         }
@@ -211,6 +255,16 @@ export function buildMachine(options: MachineOptions): Machine {
   };
 
   const vm = new Vm<WhvRunVpExitContext>({ name: "vmmkit", cpuCount, engine, handleExit });
+
+  /** Realtime clock, boot processor halted: wake it when the next timer is due, to the tick. */
+  const wakeAtNextEvent = (): void => {
+    const wait = devices.millisecondsUntilNextEvent();
+    if (!Number.isFinite(wait)) return;
+    // setTimeout is coarse (a millisecond or more); the last stretch is polled.
+    if (wait > 2) setTimeout(wakeAtNextEvent, wait - 1.5);
+    else if (wait > 0) setImmediate(wakeAtNextEvent);
+    else vm.wake(0);
+  };
 
   const debug = new DebugControl(
     {
@@ -269,6 +323,7 @@ export function buildMachine(options: MachineOptions): Machine {
     vm,
     image,
     debug,
+    devices,
     run,
     instructionsRetired: () => {
       let total = 0;

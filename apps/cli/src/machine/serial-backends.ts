@@ -11,17 +11,17 @@ export interface HostSerial extends SerialBackend {
 }
 
 /** Parses --serial: "stdio", "file:PATH" or "none". */
-export function openSerialBackend(spec: string, output: NodeJS.WritableStream = process.stdout): HostSerial {
+export function openSerialBackend(spec: string, output: NodeJS.WritableStream = process.stdout, option = "--serial"): HostSerial {
   if (spec === "none") return { transmit() {}, flush() {}, close() {} };
   if (spec === "stdio") return bufferedBackend((bytes) => output.write(bytes));
   if (spec.startsWith("file:")) {
     const path = spec.slice(5);
-    if (path === "") throw new CliError('--serial file: needs a path, e.g. --serial file:serial.log');
+    if (path === "") throw new CliError(`${option} file: needs a path, e.g. ${option} file:output.log`);
     let fd: number;
     try {
       fd = openSync(path, "w");
     } catch (error) {
-      throw new CliError(`cannot open serial output file ${path}: ${(error as Error).message}`);
+      throw new CliError(`cannot open ${option} output file ${path}: ${(error as Error).message}`);
     }
     let open = true;
     const backend = bufferedBackend((bytes) => {
@@ -38,7 +38,7 @@ export function openSerialBackend(spec: string, output: NodeJS.WritableStream = 
       },
     };
   }
-  throw new CliError(`invalid --serial value "${spec}": use stdio, file:PATH or none`);
+  throw new CliError(`invalid ${option} value "${spec}": use stdio, file:PATH or none`);
 }
 
 /** Collects bytes and writes them in batches (at line ends and when the buffer fills). */
