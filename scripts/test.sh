@@ -5,6 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/setup.sh"
 cd "$root"
+bash scripts/install-test-tools.sh
 echo "test: type check" >&2
 pnpm exec tsc -p tsconfig.json
 echo "test: package lint (publint)" >&2
