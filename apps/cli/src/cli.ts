@@ -16,6 +16,8 @@ import { openSerialBackend } from "./machine/serial-backends.js";
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
+  /** Keyboard input for `--serial stdio`; none in tests that do not type. */
+  readonly stdin?: NodeJS.ReadableStream;
 }
 
 const packageJson = createRequire(import.meta.url)("../package.json") as { version: string };
@@ -114,7 +116,7 @@ async function runCommand(imagePath: string | undefined, options: RunOptions, io
     return loadRaw(memory, bytes, options.loadAddress, options.entry ?? options.loadAddress, entryBits);
   };
   if (options.waitGdb === true && options.gdb === undefined) throw new CliError("--wait-gdb needs --gdb [HOST:]PORT to say where gdb connects");
-  const serial = openSerialBackend(options.serial, io.stdout);
+  const serial = openSerialBackend(options.serial, io.stdout, "--serial", io.stdin ?? null);
   const debugConsole = options.debugcon === "none" ? undefined : openSerialBackend(options.debugcon, io.stdout, "--debugcon");
   // Output without a line end (a prompt) still shows up promptly.
   const flusher = setInterval(() => {
@@ -132,6 +134,10 @@ async function runCommand(imagePath: string | undefined, options: RunOptions, io
       load,
       cpuCount: options.smp,
       waitForDebugger: options.waitGdb === true,
+    });
+    await serial.connect(machine.devices.uart, {
+      quit: () => machine.quit(),
+      log: (line) => io.stderr.write(`\r\nvmmkit: ${line}\r\n`),
     });
     if (options.gdb !== undefined) {
       gdb = await listenForGdb(machine.debug, options.gdb, (line) => io.stderr.write(`vmmkit: ${line}\n`));
@@ -180,7 +186,7 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .addOption(new Option("--entry-mode <bits>", "16: real mode at CS:IP from --entry; 32: flat 32-bit protected mode").choices(["16", "32"]).default("16"))
     .option("--append <command-line>", "multiboot command line passed to the kernel", "")
     .option("--mem <size>", "guest RAM: MiB, or with a K/M/G suffix", parseMemorySize, 64 * 1024 * 1024)
-    .option("--serial <target>", "COM1 output: stdio, file:PATH or none", "stdio")
+    .option("--serial <target>", "COM1: stdio (the terminal; Ctrl-A x quits), file:PATH (output only), tcp:[HOST:]PORT (a TCP server on 127.0.0.1 unless a host is named) or none", "stdio")
     .option("--max-instructions <count>", "stop after this many guest instructions (exit status 124)", parsePositiveInteger("--max-instructions"))
     .option("--timeout <seconds>", "stop after this many seconds (exit status 124)", parseSeconds)
     .option("--debugcon <target>", "the debug console (ports 0xE9 and 0x402): stdio, file:PATH or none", "none")

@@ -73,7 +73,7 @@ describe("vmmkit run refuses bad input clearly", () => {
 
   it("an unknown --entry-mode", () => expectRefusal(["run", "--entry-mode", "64", guest("hello/hello.bin")], /Allowed choices are 16, 32/, 2));
 
-  it("an invalid --serial target", () => expectRefusal(["run", "--serial", "tcp", guest("hello/hello.bin")], /^vmmkit: invalid --serial value "tcp": use stdio, file:PATH or none\n$/));
+  it("an invalid --serial target", () => expectRefusal(["run", "--serial", "tcp", guest("hello/hello.bin")], /^vmmkit: invalid --serial value "tcp": use stdio, file:PATH, tcp:\[HOST:\]PORT or none\n$/));
 
   it("a zero --max-instructions", () => expectRefusal(["run", "--max-instructions", "0", guest("hello/hello.bin")], /--max-instructions must be a positive integer/, 2));
 

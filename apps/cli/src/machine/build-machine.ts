@@ -29,7 +29,7 @@ export { COM1_PORT, DEBUG_EXIT_PORT } from "./pc-platform.js";
 export interface RunOutcome {
   /** Process exit status: 0 after HLT with interrupts off, (v << 1) | 1 after isa-debug-exit. */
   status: number;
-  reason: "halted" | "debug-exit" | "instruction-limit" | "timeout" | "triple-fault" | "unsupported" | "failure" | "killed" | "reset";
+  reason: "halted" | "debug-exit" | "instruction-limit" | "timeout" | "triple-fault" | "unsupported" | "failure" | "killed" | "reset" | "quit";
   /** A line for the user when the stop was not the guest's own choice. */
   message?: string;
 }
@@ -70,6 +70,8 @@ export interface Machine {
   readonly devices: PcPlatform;
   /** Powers on, runs until the guest stops (or a limit is hit) and powers off. */
   run(limits?: RunLimits): Promise<RunOutcome>;
+  /** Ends the machine from the host (Ctrl-A x): exit status 0. */
+  quit(): void;
   /** Guest instructions executed so far (by all vCPUs). */
   instructionsRetired(): number;
 }
@@ -195,6 +197,9 @@ export function buildMachine(options: MachineOptions): Machine {
   const handleExit = async (exit: WhvRunVpExitContext, vcpu: number): Promise<ExitAction> => {
     const owned = await debug.onExit(exit, vcpu);
     if (owned !== null) return outcome ? "powerOff" : owned;
+    // A cancel is sticky: one sent for a run that ended anyway arrives with the next run,
+    // which then retired nothing (so it is no debugger step either). Run again.
+    if (exit.exitReason === "canceled" && exit.cancelReason === "user") return outcome ? "powerOff" : "resume";
     if (exit.exitReason === "canceled" && exit.cancelReason === "instructionBudget" && retired(vcpu) < instructionBudget) {
       // A debugger step or a timer deadline ended the run, not --max-instructions.
       await debug.afterExit(vcpu);
@@ -228,7 +233,10 @@ export function buildMachine(options: MachineOptions): Machine {
         // Waiting for an interrupt: with a virtual clock, time jumps to the next timer event.
         if (vcpu !== 0) return "halt";
         if (devices.interruptPending || devices.skipToNextEvent()) return "resume";
-        if (options.clock === "realtime") wakeAtNextEvent();
+        if (options.clock === "realtime") {
+          if (devices.millisecondsUntilNextEvent() <= 0) return "resume"; // already due
+          setImmediate(wakeAtNextEvent); // after the loop has started to wait
+        }
         return "halt"; // woken by serial input, a debugger, or (realtime) the timer above
       case "x64InterruptWindow":
         return "resume"; // the next run delivers the interrupt that waited for it
@@ -325,6 +333,11 @@ export function buildMachine(options: MachineOptions): Machine {
     debug,
     devices,
     run,
+    quit: () => {
+      outcome ??= { status: 0, reason: "quit" };
+      debug.detach();
+      if (vm.state === VmState.Running) void vm.powerOff();
+    },
     instructionsRetired: () => {
       let total = 0;
       for (let vcpu = 0; vcpu < cpuCount; vcpu++) total += retired(vcpu);

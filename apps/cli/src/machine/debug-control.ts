@@ -91,6 +91,10 @@ export class DebugControl implements GdbTarget {
   private readonly inRun: Uint8Array;
   private quietWaiter: (() => void) | null = null;
   private interruptRequested = false;
+  /** A stop is being collected: other vCPUs' stops in the same window join it. */
+  private collecting = false;
+  private readonly windowStops: GdbStop[] = [];
+  private lastReportedCpu = -1;
   /** Stops that happened while another was being reported; reported at the next resume. */
   private readonly pendingStops: GdbStop[] = [];
   private ioCpu = 0;
@@ -405,22 +409,68 @@ export class DebugControl implements GdbTarget {
     ]);
   }
 
-  /** Parks every vCPU, tells the debugger, and resolves when the debugger lets `vcpu` run again. */
+  /**
+   * Parks every vCPU, tells the debugger, and resolves when the debugger lets `vcpu` run
+   * again. Stops that happen in the same window (other vCPUs finishing their slice) are
+   * collected first and one is reported: a step or a trap first, else the breakpoint hit of
+   * the vCPU after the last one reported, so no vCPU starves (gdbserver picks at random for
+   * the same reason). The other breakpoint hits are dropped: their EIP is still at the
+   * breakpoint, so they hit it again when they run.
+   */
   private async stopMachine(stop: GdbStop, vcpu: number): Promise<void> {
     if (this.listener === null) return; // no debugger (it detached meanwhile): run on
-    if (this.stopped) {
+    if (this.stopped && !this.collecting) {
       this.pendingStops.push(stop);
     } else {
-      this.stopped = true;
-      // Only vCPUs inside the accelerator need a cancel; the others park in beforeRun. (A
-      // cancel is sticky: sent to a parked vCPU it would eat that vCPU's next run.)
-      for (let other = 0; other < this.cpuCount; other++) {
-        if (other !== vcpu && this.inRun[other] !== 0) this.parts.platform.cancelRunVirtualProcessor(this.parts.partition, other);
+      this.windowStops.push(stop);
+      if (!this.collecting) {
+        this.collecting = true;
+        this.stopped = true;
+        // Only vCPUs inside the accelerator need a cancel; the others park in beforeRun. (A
+        // cancel is sticky: sent to a parked vCPU it would eat that vCPU's next run.)
+        for (let other = 0; other < this.cpuCount; other++) {
+          if (other !== vcpu && this.inRun[other] !== 0) this.parts.platform.cancelRunVirtualProcessor(this.parts.partition, other);
+        }
+        if (this.inRun.some((flag) => flag !== 0)) await new Promise<void>((resolve) => (this.quietWaiter = resolve));
+        // Let the exits those vCPUs brought back be handled (they may add stops).
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        this.collecting = false;
+        const chosen = this.chooseStop(this.windowStops);
+        for (const other of this.windowStops) if (other !== chosen && !this.isRepeatable(other)) this.pendingStops.push(other);
+        this.windowStops.length = 0;
+        if (chosen.reason !== "exited") this.lastReportedCpu = chosen.cpu;
+        this.listener?.(chosen);
       }
-      if (this.inRun.some((flag) => flag !== 0)) await new Promise<void>((resolve) => (this.quietWaiter = resolve));
-      this.listener?.(stop);
     }
     await this.beforeRun(vcpu);
+  }
+
+  private chooseStop(stops: readonly GdbStop[]): GdbStop {
+    const firm = stops.find((stop) => !this.isRepeatable(stop));
+    if (firm !== undefined) return firm;
+    let best = stops[0]!;
+    let bestDistance = Number.POSITIVE_INFINITY;
+    for (const stop of stops) {
+      if (stop.reason === "exited") continue;
+      const distance = (stop.cpu - this.lastReportedCpu - 1 + this.cpuCount) % this.cpuCount;
+      if (distance < bestDistance) {
+        best = stop;
+        bestDistance = distance;
+      }
+    }
+    return best;
+  }
+
+  /** A stop that happens again by itself if dropped: an execute breakpoint hit (EIP unchanged) or a Ctrl-C. */
+  private isRepeatable(stop: GdbStop): boolean {
+    if (stop.reason === "interrupt") return true;
+    if (stop.reason !== "breakpoint") return false;
+    try {
+      const info = this.debugger.get(stop.handle);
+      return info.type === "int3" || (info.type === "hardware" && info.accessType === 0);
+    } catch {
+      return true;
+    }
   }
 
   private breakpointStillArmed(handle: number): boolean {
