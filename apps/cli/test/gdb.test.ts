@@ -93,6 +93,15 @@ describe.runIf(gdbAvailable || process.env.CI)("gdb against vmmkit run --gdb", (
     expect(vmmkit.status).toBe(33);
   }, 60_000);
 
+  it("lets the guest's own INT3 reach the guest while gdb has breakpoints set, and reports nothing for it", async () => {
+    const { vmmkit, gdb } = await session(["break *finish", "continue", 'printf "at_finish=%d\\n", $pc == &finish', 'printf "int3_count=%d\\n", *(int*)&int3_count', "delete", "continue"].join("\n"));
+    expect(values(gdb, "at_finish")).toEqual(["1"]);
+    expect(values(gdb, "int3_count")).toEqual(["1"]);
+    expect(gdb).not.toContain("SIGTRAP");
+    expect(vmmkit.stdout).toContain("result 4660\nint3 handled\n");
+    expect(vmmkit.status).toBe(33);
+  }, 60_000);
+
   it("hides inserted breakpoints from memory reads (always-inserted mode)", async () => {
     const { gdb, vmmkit } = await session(
       ["set breakpoint always-inserted on", "break *trace_1", "break *trace_start", "continue", "x/4xb &trace_1", "delete", "continue"].join("\n"),

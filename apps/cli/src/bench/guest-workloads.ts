@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Cpu, MemoryAccess, RunExit, type AccessSize } from "@vmmkit/cpu";
 import { PhysicalMemory } from "@vmmkit/pgm";
-import { buildMachine } from "../machine/build-machine.js";
+import { buildMachine, type Machine } from "../machine/build-machine.js";
 import { loadMultiboot, loadRaw, type EntryState, type LoadedImage } from "../machine/images.js";
 import { CONVENTIONAL_MEMORY_END, EXTENDED_MEMORY_START } from "../machine/layout.js";
 
@@ -30,7 +30,7 @@ export interface WorkloadRun {
   readonly output: string;
 }
 
-const MEMORY_BYTES = 32 * 1024 * 1024;
+export const MEMORY_BYTES = 32 * 1024 * 1024;
 const BENCH16_ITERATIONS_OFFSET = 10;
 
 /** Finds a file of the repository by walking up from this module (works from src and dist). */
@@ -106,13 +106,14 @@ export function runOnBareCpu(workload: GuestWorkload["name"], iterations: number
 }
 
 /** Runs a workload as `vmmkit run` does: pgm, whpx-sim, the VM execution loop, the devices. */
-export async function runOnMachine(workload: GuestWorkload["name"], iterations: number): Promise<WorkloadRun> {
+export async function runOnMachine(workload: GuestWorkload["name"], iterations: number, prepare?: (machine: Machine) => void): Promise<WorkloadRun> {
   let output = "";
   const machine = buildMachine({
     memoryBytes: MEMORY_BYTES,
     serial: { transmit: (byte) => (output += String.fromCharCode(byte)) },
     load: (memory) => load(workload, iterations, memory),
   });
+  prepare?.(machine);
   const started = performance.now();
   const outcome = await machine.run();
   const milliseconds = performance.now() - started;

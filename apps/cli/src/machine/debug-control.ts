@@ -95,6 +95,8 @@ export class DebugControl implements GdbTarget {
   private collecting = false;
   private readonly windowStops: GdbStop[] = [];
   private lastReportedCpu = -1;
+  /** A vCPU running alone (the others parked), or -1. */
+  private exclusive = -1;
   /** Stops that happened while another was being reported; reported at the next resume. */
   private readonly pendingStops: GdbStop[] = [];
   private ioCpu = 0;
@@ -140,9 +142,12 @@ export class DebugControl implements GdbTarget {
 
   /** Awaited before a vCPU enters the accelerator: parks it while the machine is held. */
   async beforeRun(vcpu: number): Promise<void> {
-    while (this.stopped || this.held[vcpu] !== 0) {
+    while (this.stopped || this.held[vcpu] !== 0 || (this.exclusive >= 0 && this.exclusive !== vcpu)) {
       await new Promise<void>((resolve) => (this.waiters[vcpu] = resolve));
     }
+    // Breakpoints set by other dbgf clients (not through gdb's resume) take effect here;
+    // the bitmap may only change while no vCPU is inside the accelerator.
+    if (this.inRun.every((flag) => flag === 0)) this.updateExceptionBitmap();
   }
 
   /** The instruction budget of the next run of `vcpu`: 1 while it single-steps. */
@@ -363,10 +368,7 @@ export class DebugControl implements GdbTarget {
       await this.stopMachine({ reason: "breakpoint", cpu: vcpu, handle: handle >= 0 ? handle : this.debugger.lookupInt3(pc) }, vcpu);
       return "resume";
     }
-    if (result === "not-ours") {
-      // The guest's own INT3: deliver #BP to it, with the return address past the 0xCC.
-      this.injectBreakpoint(vcpu, pc);
-    }
+    if (result === "not-ours") await this.deliverGuestBreakpoint(vcpu);
     return "resume";
   }
 
@@ -388,10 +390,32 @@ export class DebugControl implements GdbTarget {
     return "resume";
   }
 
-  private injectBreakpoint(vcpu: number, pc: number): void {
+  /**
+   * The guest's own INT3 while #BP exits are on: the INT3 is executed again with #BP not
+   * intercepted, so the guest's handler gets it exactly as without a debugger. The exit
+   * bitmap may change only while no vCPU runs, so the others are parked meanwhile.
+   */
+  private async deliverGuestBreakpoint(vcpu: number): Promise<void> {
     const { platform, partition } = this.parts;
-    platform.setVirtualProcessorRegisters(partition, vcpu, ["x64Rip"] as const, [BigInt((pc + 1) >>> 0)]);
-    this.injectException(vcpu, VECTOR_BREAKPOINT);
+    this.exclusive = vcpu;
+    for (let other = 0; other < this.cpuCount; other++) {
+      if (other !== vcpu && this.inRun[other] !== 0) platform.cancelRunVirtualProcessor(partition, other);
+    }
+    if (this.inRun.some((flag) => flag !== 0)) await new Promise<void>((resolve) => (this.quietWaiter = resolve));
+    const bitmap = this.exceptionBitmap;
+    platform.setPartitionProperty(partition, "exceptionExitBitmap", BigInt(bitmap & ~(1 << VECTOR_BREAKPOINT)));
+    try {
+      const before = platform.getVirtualProcessorCounters(partition, vcpu).instructionsRetired;
+      // A stale (sticky) cancel may end the first try before the INT3 executes.
+      for (let attempt = 0; attempt < 2 && platform.getVirtualProcessorCounters(partition, vcpu).instructionsRetired === before; attempt++) {
+        const exit = await platform.runVirtualProcessor(partition, vcpu, { maxInstructions: 1 });
+        if (exit.exitReason !== "canceled") throw new Error(`delivering the guest's INT3 ended with a ${exit.exitReason} exit`);
+      }
+    } finally {
+      platform.setPartitionProperty(partition, "exceptionExitBitmap", BigInt(bitmap));
+      this.exclusive = -1;
+      for (let other = 0; other < this.cpuCount; other++) if (other !== vcpu && !this.stopped && this.held[other] === 0) this.release(other);
+    }
   }
 
   private injectException(vcpu: number, vector: number): void {
