@@ -11,7 +11,8 @@
  * (cleared when read), register D's valid-RAM bit, and 114 bytes of battery-backed RAM.
  */
 
-import type { Clock, ClockTimer } from "./clock.js";
+import type { Clock } from "./clock.js";
+import { packState, StateReader, TrackedTimer } from "./state.js";
 import { DevicesError } from "./errors.js";
 import { DISCONNECTED_IRQ, type DevicePortRange, type IrqLine, type PortHandler } from "./interfaces.js";
 
@@ -120,8 +121,8 @@ export class CmosRtc {
   private dividerStart = 0;
   private lastSecond = 0;
   private lastPeriodic = 0;
-  private readonly periodicTimer: ClockTimer;
-  private readonly updateTimer: ClockTimer;
+  private readonly periodicTimer: TrackedTimer;
+  private readonly updateTimer: TrackedTimer;
 
   readonly ports: PortHandler;
 
@@ -139,8 +140,8 @@ export class CmosRtc {
       throw new DevicesError("ERR_DEVICES_INVALID_ARGUMENT", `memoryBytes must be a whole number of bytes, got ${options.memoryBytes}`);
     }
     this.ports = new CmosPorts(this);
-    this.periodicTimer = this.clock.createTimer(() => this.onTimer());
-    this.updateTimer = this.clock.createTimer(() => this.onTimer());
+    this.periodicTimer = new TrackedTimer(this.clock, () => this.onTimer());
+    this.updateTimer = new TrackedTimer(this.clock, () => this.onTimer());
 
     // Register defaults as a PC BIOS leaves them: 32.768 kHz time base, 1024 Hz rate, BCD, 24-hour.
     this.bytes[RTC_REGISTER_A] = 0x26;
@@ -171,6 +172,57 @@ export class CmosRtc {
   /** A copy of the battery-backed RAM (CMOS 0x0E-0x7F), to persist and pass back as `nvram`. */
   nvram(): Uint8Array {
     return this.bytes.slice(RAM_START);
+  }
+
+  /** All 128 bytes, the index and NMI mask, flags, the divider chain and both timers, for a saved state (version 1). */
+  saveState(): Uint8Array {
+    return packState("RTC1", 1, [
+      ...this.bytes,
+      this.index,
+      +this.nmiDisabled,
+      +this.irqLevel,
+      this.flags,
+      this.dividerOrigin,
+      this.dividerStart,
+      this.lastSecond,
+      this.lastPeriodic,
+      this.periodicTimer.deadline,
+      this.updateTimer.deadline,
+    ]);
+  }
+
+  /**
+   * Restores a `saveState()` taken on the same clock time base (restore the clock first).
+   * Bad input throws `ERR_DEVICES_INVALID_STATE` and changes nothing.
+   */
+  loadState(state: Uint8Array): void {
+    const r = new StateReader("CMOS/RTC", "RTC1", 1, state);
+    const bytes = r.bytes("CMOS", CMOS_SIZE);
+    const index = r.int("index", 0, 0x7f);
+    const nmiDisabled = r.bool("NMI disabled");
+    const irqLevel = r.bool("IRQ 8 level");
+    const flags = r.bits("register C flags", C_PF | C_AF | C_UF);
+    const dividerOrigin = r.number("divider origin");
+    const dividerStart = r.number("divider start");
+    const lastSecond = r.number("last second");
+    const lastPeriodic = r.number("last periodic");
+    const periodicDeadline = r.deadline("periodic timer");
+    const updateDeadline = r.deadline("update timer");
+    r.done();
+    this.bytes.set(bytes);
+    this.index = index;
+    this.nmiDisabled = nmiDisabled;
+    this.flags = flags;
+    this.dividerOrigin = dividerOrigin;
+    this.dividerStart = dividerStart;
+    this.lastSecond = lastSecond;
+    this.lastPeriodic = lastPeriodic;
+    this.periodicTimer.restore(periodicDeadline);
+    this.updateTimer.restore(updateDeadline);
+    if (irqLevel !== this.irqLevel) {
+      this.irqLevel = irqLevel;
+      this.irq.setLevel(irqLevel);
+    }
   }
 
   /**

@@ -5,6 +5,7 @@
  */
 
 import type { DevicePortRange, PortHandler } from "./interfaces.js";
+import { packState, StateReader } from "./state.js";
 import type { SerialBackend } from "./uart16550.js";
 
 export interface DebugConsoleOptions {
@@ -30,6 +31,16 @@ export class DebugConsole implements PortHandler {
   /** One byte-wide range per port: a 16-bit OUT writes two bytes, the second to the next port. */
   portRanges(): DevicePortRange[] {
     return this.portList.map((port) => ({ port, count: 1, owner: `debugcon-${port.toString(16)}`, device: this, maxAccessSize: 1 as const }));
+  }
+
+  /** The console keeps no state between accesses; this is an empty state (version 1), so a machine can save every device alike. */
+  saveState(): Uint8Array {
+    return packState("DCON", 1, []);
+  }
+
+  /** Checks a `saveState()`; there is nothing to restore. Bad input throws `ERR_DEVICES_INVALID_STATE`. */
+  loadState(bytes: Uint8Array): void {
+    new StateReader("debug console", "DCON", 1, bytes).done();
   }
 
   readPort(): number {

@@ -1,4 +1,4 @@
-export type DevicesErrorCode = "ERR_DEVICES_INVALID_ARGUMENT" | "ERR_DEVICES_INVALID_IRQ";
+export type DevicesErrorCode = "ERR_DEVICES_INVALID_ARGUMENT" | "ERR_DEVICES_INVALID_IRQ" | "ERR_DEVICES_INVALID_STATE";
 
 /**
  * Invalid configuration or host-side use of a device (never the guest's doing: whatever a

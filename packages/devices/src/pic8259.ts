@@ -8,6 +8,7 @@
 
 import { DevicesError } from "./errors.js";
 import type { DevicePortRange, IrqLine, PortHandler } from "./interfaces.js";
+import { packState, StateReader } from "./state.js";
 
 const STEP_READY = 0;
 const STEP_ICW2 = 1;
@@ -69,6 +70,57 @@ class Pic8259 {
     this.initStep = STEP_READY;
     this.cascade = this.isMaster ? 1 << CASCADE_IRQ : CASCADE_IRQ;
     this.edgeLevelControl = 0;
+  }
+
+  snapshot(): number[] {
+    return [
+      this.edgeRequests,
+      this.inputs,
+      this.inService,
+      this.interruptMask,
+      this.vectorBase,
+      this.lowestPriority,
+      +this.readInService,
+      +this.pollPending,
+      +this.specialMask,
+      +this.autoEoi,
+      +this.rotateOnAutoEoi,
+      +this.specialFullyNested,
+      +this.levelTriggeredAll,
+      +this.single,
+      +this.needsIcw4,
+      this.initStep,
+      this.cascade,
+      this.edgeLevelControl,
+    ];
+  }
+
+  /** Reads and checks the fields of `snapshot()`; `restore` applies them. */
+  read(r: StateReader, name: string): Record<string, number | boolean> {
+    return {
+      edgeRequests: r.int(`${name} edge requests`, 0, 0xff),
+      inputs: r.int(`${name} inputs`, 0, 0xff),
+      inService: r.int(`${name} ISR`, 0, 0xff),
+      interruptMask: r.int(`${name} IMR`, 0, 0xff),
+      vectorBase: r.bits(`${name} vector base`, 0xf8),
+      lowestPriority: r.int(`${name} lowest priority`, 0, 7),
+      readInService: r.bool(`${name} read ISR`),
+      pollPending: r.bool(`${name} poll`),
+      specialMask: r.bool(`${name} special mask`),
+      autoEoi: r.bool(`${name} auto EOI`),
+      rotateOnAutoEoi: r.bool(`${name} rotate on auto EOI`),
+      specialFullyNested: r.bool(`${name} special fully nested`),
+      levelTriggeredAll: r.bool(`${name} level triggered`),
+      single: r.bool(`${name} single`),
+      needsIcw4: r.bool(`${name} needs ICW4`),
+      initStep: r.int(`${name} initialisation step`, STEP_READY, STEP_ICW4),
+      cascade: r.int(`${name} cascade`, 0, 0xff),
+      edgeLevelControl: r.bits(`${name} ELCR`, this.elcrMask),
+    };
+  }
+
+  restore(fields: Record<string, number | boolean>): void {
+    Object.assign(this, fields);
   }
 
   private get levelMask(): number {
@@ -396,6 +448,36 @@ export class Pic8259Pair {
       { port: 0xa0, count: 2, owner: "pic-slave", device: this.slavePorts, maxAccessSize: 1 },
       { port: 0x4d0, count: 2, owner: "pic-elcr", device: this.edgeLevelPorts, maxAccessSize: 1 },
     ];
+  }
+
+  /** Both chips' registers, the input wire levels and the outputs, for a saved state (version 1). */
+  saveState(): Uint8Array {
+    return packState("8259", 1, [...this.master.snapshot(), ...this.slave.snapshot(), ...this.sources, +this.slaveOutput, +this.output]);
+  }
+
+  /**
+   * Restores a `saveState()`. The devices' wires keep their bit positions when the machine
+   * is built the same way (the same `irqLine` calls in the same order). Bad input throws
+   * `ERR_DEVICES_INVALID_STATE` and changes nothing; `onInterruptRequest` is told if the
+   * output level changes.
+   */
+  loadState(bytes: Uint8Array): void {
+    const r = new StateReader("PIC pair", "8259", 1, bytes);
+    const master = this.master.read(r, "master");
+    const slave = this.slave.read(r, "slave");
+    const sources: number[] = [];
+    for (let irq = 0; irq < 16; irq++) sources.push(r.int(`IRQ ${irq} sources`, 0, 0xffffffff));
+    const slaveOutput = r.bool("slave output");
+    const output = r.bool("output");
+    r.done();
+    this.master.restore(master);
+    this.slave.restore(slave);
+    this.sources.set(sources);
+    this.slaveOutput = slaveOutput;
+    if (output !== this.output) {
+      this.output = output;
+      this.onInterruptRequest?.(output);
+    }
   }
 
   /** Machine reset: both chips return to their reset state; input wires keep their levels. */

@@ -12,7 +12,8 @@
  * 8254 datasheet.
  */
 
-import type { Clock, ClockTimer } from "./clock.js";
+import type { Clock } from "./clock.js";
+import { packState, StateReader, TrackedTimer } from "./state.js";
 import { DISCONNECTED_IRQ, type DevicePortRange, type IrqLine, type PortHandler } from "./interfaces.js";
 
 /** The PC's PIT input clock, Hz (14.31818 MHz / 12). */
@@ -86,6 +87,69 @@ class PitChannel {
 
   constructor(gate: boolean) {
     this.gate = gate;
+  }
+
+  /** Every field, in a fixed order, for the saved state. */
+  snapshot(): number[] {
+    return [
+      this.programmedMode,
+      this.mode,
+      +this.bcd,
+      this.access,
+      this.countRegister,
+      this.writeLowByte,
+      +this.writeHighNext,
+      +this.readHighNext,
+      this.latchedCount,
+      +this.latchedHighNext,
+      this.latchedStatus,
+      +this.nullCount,
+      +this.hasCount,
+      +this.gate,
+      this.initialCount,
+      +this.loaded,
+      +this.running,
+      this.startTime,
+      this.startTicks,
+      this.heldCount,
+      this.pendingCount,
+      this.pendingAtTicks,
+      this.pendingStartTicks,
+    ];
+  }
+
+  /** Reads and checks the fields of `snapshot()`; `restore` applies them. */
+  static read(r: StateReader, name: string): Record<string, number | boolean> {
+    const fields = {
+      programmedMode: r.int(`${name} programmed mode`, 0, 7),
+      mode: r.int(`${name} mode`, 0, 5),
+      bcd: r.bool(`${name} BCD`),
+      access: r.int(`${name} access`, 0, 3),
+      countRegister: r.int(`${name} count register`, 1, 0x10000),
+      writeLowByte: r.int(`${name} low byte`, 0, 0xff),
+      writeHighNext: r.bool(`${name} write high next`),
+      readHighNext: r.bool(`${name} read high next`),
+      latchedCount: r.int(`${name} latched count`, -1, 0xffff),
+      latchedHighNext: r.bool(`${name} latched high next`),
+      latchedStatus: r.int(`${name} latched status`, -1, 0xff),
+      nullCount: r.bool(`${name} null count`),
+      hasCount: r.bool(`${name} has count`),
+      gate: r.bool(`${name} gate`),
+      initialCount: r.int(`${name} initial count`, 1, 0x10000),
+      loaded: r.bool(`${name} loaded`),
+      running: r.bool(`${name} running`),
+      startTime: r.number(`${name} start time`),
+      startTicks: r.number(`${name} start ticks`),
+      heldCount: r.int(`${name} held count`, 0, 0x10000),
+      pendingCount: r.int(`${name} pending count`, -1, 0x10000),
+      pendingAtTicks: r.number(`${name} pending at`),
+      pendingStartTicks: r.number(`${name} pending start`),
+    };
+    return fields;
+  }
+
+  restore(fields: Record<string, number | boolean>): void {
+    Object.assign(this, fields);
   }
 
   private get modulus(): number {
@@ -401,7 +465,7 @@ export class Pit8254 {
   private readonly clock: Clock;
   private readonly channels: readonly [PitChannel, PitChannel, PitChannel];
   private readonly irq: IrqLine;
-  private readonly timer: ClockTimer;
+  private readonly timer: TrackedTimer;
   /**
    * OUT of an unprogrammed counter is high. It is not announced at power-on: the PIC only
    * latches edges that come after it is initialised, and this keeps IRQ 0 quiet until then.
@@ -420,7 +484,7 @@ export class Pit8254 {
     this.irq = options.irq ?? DISCONNECTED_IRQ;
     // Channels 0 and 1 have their gates tied high on a PC; channel 2's is port 0x61 bit 0.
     this.channels = [new PitChannel(true), new PitChannel(true), new PitChannel(false)];
-    this.timer = this.clock.createTimer(() => this.updateIrq());
+    this.timer = new TrackedTimer(this.clock, () => this.updateIrq());
     this.ports = new PitPorts(this);
     this.portB = new PortB(this);
   }
@@ -483,6 +547,36 @@ export class Pit8254 {
   writePortB(value: number): void {
     this.portBControl = value & 0x0f;
     this.channels[2].setGate((value & 1) !== 0, this.clock.now());
+  }
+
+  /** The three counters, port 0x61, the IRQ 0 level and the armed timer, for a saved state (version 1). */
+  saveState(): Uint8Array {
+    return packState("8254", 1, [
+      ...this.channels.flatMap((channel) => channel.snapshot()),
+      this.portBControl,
+      +this.irqLevel,
+      this.timer.deadline,
+    ]);
+  }
+
+  /**
+   * Restores a `saveState()` taken on the same clock time base (restore the clock first).
+   * Bad input throws `ERR_DEVICES_INVALID_STATE` and changes nothing.
+   */
+  loadState(bytes: Uint8Array): void {
+    const r = new StateReader("PIT", "8254", 1, bytes);
+    const channels = [0, 1, 2].map((i) => PitChannel.read(r, `counter ${i}`));
+    const portBControl = r.int("port 0x61 control", 0, 0x0f);
+    const irqLevel = r.bool("IRQ 0 level");
+    const deadline = r.deadline("timer deadline");
+    r.done();
+    this.channels.forEach((channel, i) => channel.restore(channels[i]!));
+    this.portBControl = portBControl;
+    this.timer.restore(deadline);
+    if (irqLevel !== this.irqLevel) {
+      this.irqLevel = irqLevel;
+      this.irq.setLevel(irqLevel);
+    }
   }
 
   /** Machine reset: every channel back to its unprogrammed state, port 0x61 cleared. */

@@ -6,6 +6,8 @@
  */
 
 import type { A20Target, DevicePortRange, PortHandler } from "./interfaces.js";
+import { DevicesError } from "./errors.js";
+import { packState, StateReader } from "./state.js";
 
 /**
  * Combines the A20 enables of port 0x92 and the 8042 the way a PC chipset does: A20 is on
@@ -35,6 +37,28 @@ export class A20Gate {
   /** Whether A20 is enabled now (for re-applying after the CPU's own reset, which enables it). */
   get enabled(): boolean {
     return this.combined;
+  }
+
+  /** Each input's enable and the combined state, for a saved state (version 1). */
+  saveState(): Uint8Array {
+    return packState("A20G", 1, [this.inputs.length, ...this.inputs.map(Number), +this.combined]);
+  }
+
+  /**
+   * Restores a `saveState()` of a gate with the same number of inputs, and tells the target
+   * if the combined state changes. Bad input throws `ERR_DEVICES_INVALID_STATE` and changes nothing.
+   */
+  loadState(bytes: Uint8Array): void {
+    const r = new StateReader("A20 gate", "A20G", 1, bytes);
+    r.int("input count", this.inputs.length, this.inputs.length);
+    const inputs = this.inputs.map((_, i) => r.bool(`input ${i}`));
+    const combined = r.bool("combined");
+    r.done();
+    inputs.forEach((enabled, i) => (this.inputs[i] = enabled));
+    if (combined !== this.combined) {
+      this.combined = combined;
+      this.target.setA20(combined);
+    }
   }
 
   private update(): void {
@@ -87,6 +111,23 @@ export class Port92 implements PortHandler {
     this.value = value;
     this.a20.setA20((value & 0x02) !== 0);
     if (value & 0x01 && !(old & 0x01)) this.onReset?.();
+  }
+
+  /** The port's value, for a saved state (version 1). */
+  saveState(): Uint8Array {
+    return packState("P092", 1, [this.value]);
+  }
+
+  /**
+   * Restores a `saveState()` and drives the A20 input from it; no reset is triggered. Bad
+   * input throws `ERR_DEVICES_INVALID_STATE` and changes nothing.
+   */
+  loadState(bytes: Uint8Array): void {
+    const r = new StateReader("port 0x92", "P092", 1, bytes);
+    const value = r.int("value", 0, 0xff);
+    r.done();
+    this.value = value;
+    this.a20.setA20((value & 0x02) !== 0);
   }
 
   /** Machine reset: the reset bit clears; the A20 bit keeps its value (as in QEMU). */
@@ -149,6 +190,32 @@ export class Kbc8042 {
       { port: 0x60, count: 1, owner: "kbc-data", device: this.dataPort, maxAccessSize: 1 },
       { port: 0x64, count: 1, owner: "kbc-command", device: this.commandPort, maxAccessSize: 1 },
     ];
+  }
+
+  /** The output port, command byte, status, output buffer and a command waiting for data, for a saved state (version 1). */
+  saveState(): Uint8Array {
+    return packState("8042", 1, [this.output, this.commandByte, this.status, this.outputBuffer, this.pendingCommand]);
+  }
+
+  /**
+   * Restores a `saveState()` and drives the A20 input from the output port; no reset is
+   * triggered. Bad input throws `ERR_DEVICES_INVALID_STATE` and changes nothing.
+   */
+  loadState(bytes: Uint8Array): void {
+    const r = new StateReader("8042", "8042", 1, bytes);
+    const output = r.int("output port", 0, 0xff);
+    const commandByte = r.int("command byte", 0, 0xff);
+    const status = r.int("status", 0, 0xff);
+    const outputBuffer = r.int("output buffer", 0, 0xff);
+    const pendingCommand = r.oneOf("pending command", [0, 0x60, 0xd1]);
+    r.done();
+    if (!(output & OUTPUT_RESET)) throw new DevicesError("ERR_DEVICES_INVALID_STATE", "8042 state: the output port holds the processor in reset (bit 0 clear); nothing was changed");
+    this.output = output;
+    this.commandByte = commandByte;
+    this.status = status;
+    this.outputBuffer = outputBuffer;
+    this.pendingCommand = pendingCommand;
+    this.a20.setA20((output & OUTPUT_A20) !== 0);
   }
 
   /** Power-on state: output port 0xCF (A20 on), command byte 0, nothing buffered. */

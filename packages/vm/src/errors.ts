@@ -1,11 +1,22 @@
+/** The error codes of spec/vm.md §0.1 (plus the saved-state codes of this package). */
 export type VmErrorCode =
-  | "InvalidVmState"
-  | "InvalidParameter"
+  | "InvalidVmHandle"
   | "InvalidPointer"
+  | "InvalidParameter"
   | "TooManyCpus"
-  | "InvalidCpuId"
+  | "InvalidVmState"
+  | "UnexpectedUnstableState"
+  | "UnexpectedVmState"
+  | "CalledOnVcpu"
   | "CallbackNotFound"
+  | "InvalidCpuId"
+  | "LiveSavePoweredOff"
+  | "LiveSaveFatalError"
+  | "LiveSaveGuruMeditation"
+  | "SaveCancelled"
+  | "RequestKilled"
   | "StateChangeFromCallback"
+  | "WrongVcpu"
   | "NotImplemented";
 
 /** A refused VM operation (spec/vm.md §0.1). The VM is unchanged when this is thrown. */

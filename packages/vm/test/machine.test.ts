@@ -56,7 +56,10 @@ class FakeEngine implements ExecutionEngine<Exit> {
 }
 
 /** Lets every loop run until it waits on something only the test can provide. */
-const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+async function settle(): Promise<void> {
+  // Several event-loop turns: the loops yield through setImmediate between exits.
+  for (let i = 0; i < 5; i++) await new Promise<void>((resolve) => setTimeout(resolve, 0));
+}
 
 function thrown(action: () => unknown): unknown {
   try {
@@ -124,13 +127,26 @@ describe("construction", () => {
     }
   });
 
-  it("has a name (default 'vm') and a distinct UUID", () => {
+  it("spec §9 criterion 12: defaults are name <unknown>, an all-zero UUID, cap 100, no power-off-instead-of-reset", () => {
     const a = new Vm<Exit>({ cpuCount: 1, engine: new FakeEngine(), handleExit: resumeAll });
-    const b = new Vm<Exit>({ name: "guest", cpuCount: 1, engine: new FakeEngine(), handleExit: resumeAll });
-    expect(a.name).toBe("vm");
+    expect(a.name).toBe("<unknown>");
+    expect(a.uuid).toBe("00000000-0000-0000-0000-000000000000");
+    expect(a.executionCap).toBe(100);
+    expect(a.powerOffInsteadOfReset).toBe(false);
+    expect(a.stateName).toBe("CREATED");
+    const b = new Vm<Exit>({
+      name: "guest",
+      uuid: "0123ABCD-0000-4000-8000-00000000002A",
+      cpuCount: 1,
+      engine: new FakeEngine(),
+      handleExit: resumeAll,
+    });
     expect(b.name).toBe("guest");
-    expect(a.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
-    expect(a.uuid).not.toBe(b.uuid);
+    expect(b.uuid).toBe("0123abcd-0000-4000-8000-00000000002a");
+  });
+
+  it.each(["", "not-a-uuid", "0123abcd00004000800000000000002a"])("uuid %j is refused with InvalidParameter", (uuid) => {
+    expectVmError(thrown(() => new Vm<Exit>({ uuid, cpuCount: 1, engine: new FakeEngine(), handleExit: resumeAll })), "InvalidParameter");
   });
 });
 
@@ -191,11 +207,13 @@ describe("powerOn and powerOff", { timeout: 5_000 }, () => {
     const { vm, engine } = makeVm({ engine: new FakeEngine([[{ exitReason: "io" }]]), handleExit: handler.handle });
     await vm.powerOn();
     await settle();
-    const first = vm.powerOff(); // the loop is inside the handler, so this must wait
-    expect(vm.state).toBe(VmState.PoweringOff);
-    expectVmError(await rejection(vm.powerOff()), "InvalidVmState");
+    const first = vm.powerOff(); // the loop is inside the handler, so the rendezvous must wait
+    const second = rejection(vm.powerOff()); // queued behind the first; finds Off
+    await settle();
+    expect(vm.state).toBe(VmState.Running); // nobody has stopped yet
     handler.finish("resume");
     await first;
+    expectVmError(await second, "InvalidVmState");
     expect(vm.state).toBe(VmState.Off);
     expect(engine.runs).toEqual([0]); // the loop noticed PoweringOff and did not run again
   });
@@ -237,7 +255,7 @@ describe("at-state callbacks", () => {
 
   it("a state change requested from inside a callback is refused with StateChangeFromCallback", async () => {
     const { vm, transitions } = makeVm();
-    const attempts: Promise<void>[] = [];
+    const attempts: Promise<unknown>[] = [];
     vm.onStateChange((to) => {
       if (to === VmState.PoweringOn) attempts.push(vm.powerOff(), vm.powerOn());
     });
@@ -276,9 +294,9 @@ describe("at-state callbacks", () => {
     expect(calls).toEqual([VmState.PoweringOn, VmState.Running]);
   });
 
-  it("registering something that is not a function is refused", () => {
+  it("registering something that is not a function is refused with InvalidParameter (spec §6.1, criterion 86)", () => {
     const { vm } = makeVm();
-    expectVmError(thrown(() => vm.onStateChange(undefined as unknown as () => void)), "InvalidPointer");
+    expectVmError(thrown(() => vm.onStateChange(undefined as unknown as () => void)), "InvalidParameter");
   });
 
   it("a throwing callback neither stops the transition nor the later callbacks (spec §6.1)", async () => {
