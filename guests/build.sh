@@ -22,6 +22,9 @@ command -v ld >/dev/null || { echo "build.sh: ld is not installed (apt-get insta
 (cd gdb-smp && nasm -f elf32 -g -F dwarf -o gdb-smp.o gdb-smp.asm \
     && ld -m elf_i386 -T link.ld --build-id=none -o gdb-smp.elf gdb-smp.o && rm gdb-smp.o)
 
+# The protected-mode guests have their own script (it also writes their expected output).
+bash pm/build.sh
+
 # bench32: freestanding C, and its checksums from the same workload compiled for the host.
 CFLAGS=(-m32 -ffreestanding -nostdlib -O2 -fno-pic -fno-pie -fno-stack-protector -fno-asynchronous-unwind-tables
         -fno-tree-loop-distribute-patterns -fno-builtin -mno-sse -mno-mmx -mno-80387 -march=i686 -Wall -Wextra)

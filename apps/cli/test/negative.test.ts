@@ -83,26 +83,20 @@ describe("vmmkit run refuses bad input clearly", () => {
 
   it("an unknown command", () => expectRefusal(["launch"], /unknown command 'launch'/, 2));
 
-  it("a guest instruction vmmkit does not implement is reported, not crashed on", async () => {
-    // Real mode: far JMP through... no: a task switch is unimplemented. Use protected-mode
-    // code that far-jumps to a TSS selector, which the interpreter reports as unsupported.
-    // 32-bit flat mode: jmp far 0x18:0 with GDT entry 3 = an available 32-bit TSS.
+  it("a guest that triple-faults is reported with where it happened, not crashed on", async () => {
+    // 32-bit flat mode: LIDT with a zero limit, then INT3 (0xCC): #BP finds no gate (#GP),
+    // the #GP finds none either (#DF), and the #DF none: a triple fault, which shuts down.
     const code = new Uint8Array([
-      // lgdt [gdt_pointer] (absolute, 0x200000 + 0x20)
-      0x0f, 0x01, 0x15, 0x20, 0x00, 0x20, 0x00,
-      // jmp far 0x18:0
-      0xea, 0x00, 0x00, 0x00, 0x00, 0x18, 0x00,
-      ...new Array(18).fill(0x90),
-      // 0x20: gdt pointer: limit 31, base 0x200028
-      0x1f, 0x00, 0x28, 0x00, 0x20, 0x00, 0x00, 0x00,
-      // 0x28: null, code, data, TSS descriptors
-      0, 0, 0, 0, 0, 0, 0, 0,
-      0xff, 0xff, 0, 0, 0, 0x9a, 0xcf, 0,
-      0xff, 0xff, 0, 0, 0, 0x92, 0xcf, 0,
-      0x67, 0x00, 0x00, 0x10, 0x00, 0x89, 0x00, 0x00,
+      // lidt [idt_pointer] (absolute, 0x200000 + 0x10)
+      0x0f, 0x01, 0x1d, 0x10, 0x00, 0x20, 0x00,
+      // int3
+      0xcc,
+      ...new Array(8).fill(0x90),
+      // 0x10: IDT pointer: limit 0, base 0
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     ]);
-    const result = await vmmkit("run", "--load-address", "0x200000", "--entry-mode", "32", temporaryFile("tss.bin", code));
+    const result = await vmmkit("run", "--load-address", "0x200000", "--entry-mode", "32", temporaryFile("triple.bin", code));
     expect(result.status).toBe(1);
-    expect(result.stderr).toMatch(/^vmmkit: the guest used something vmmkit does not implement yet at 0x8:0x200007: far transfer through a call gate or task segment\n$/);
+    expect(result.stderr).toMatch(/^vmmkit: the guest triple-faulted \(shutdown\) at 0x8:0x20000[0-9a-f]\n$/);
   });
 });

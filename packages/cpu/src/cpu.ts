@@ -5,10 +5,13 @@ import {
   CR0_PE,
   CR0_PG,
   CR0_WP,
+  CR4_DE,
+  CR4_PAE,
   CR4_PSE,
   CR4_PGE,
   CS,
   DS,
+  EFER_NXE,
   ES,
   ESP,
   FLAG_AC,
@@ -39,6 +42,7 @@ import {
   SEG_TYPE_WRITABLE,
   SS,
   TR,
+  VECTOR_DB,
   VECTOR_DF,
   VECTOR_GP,
   VECTOR_NP,
@@ -52,6 +56,7 @@ import { conditionHolds } from "./instructions/conditions.js";
 import { shiftOperation } from "./instructions/shifts-and-bits.js";
 import { imul16, imul32, multiplyAccumulator } from "./instructions/arithmetic.js";
 import { compileRegion, type CompiledBlock, type CompilerRuntime } from "./jit/block-compiler.js";
+import { farTransferThroughSystem, readTaskGateTarget, TaskSwitchReason, taskSwitch } from "./far-transfer.js";
 
 /** CPU models whose behaviour differences vmmkit reproduces. */
 export type CpuModel = "8086" | "80286" | "80386" | "pentium-pro";
@@ -91,6 +96,10 @@ const TLB_NO_WRITE = 2; // writes take the slow path (read-only, clean page, not
 const TLB_NO_USER = 4; // supervisor page
 const TLB_NO_READ = 8; // not in fast RAM: every access takes the slow path
 const TLB_GLOBAL = 16;
+/** The linear page holds a data breakpoint: every access takes the slow path, which checks it. */
+const TLB_WATCH = 32;
+/** PAE with EFER.NXE: an execute-disable page; fetches take the slow path, which faults. */
+const TLB_NO_EXEC = 64;
 const TLB_FILL_LIMIT = 4096;
 
 // Physical page flags (per 4 KiB frame below 4 GiB).
@@ -110,6 +119,12 @@ const HEAT_MASK = 0xffff;
 const HOT_THRESHOLD = 40;
 
 const blockSlot = (physical: number) => (physical ^ (physical >>> 13)) & BLOCK_CACHE_MASK;
+
+// DR6 status and DR7 control bits.
+const DR6_BD = 0x2000;
+const DR6_BS = 0x4000;
+const DR6_BT = 0x8000;
+const DR7_GD = 0x2000;
 
 /** Values of Cpu.interruptShadow. */
 export const SHADOW_STI = 1;
@@ -265,8 +280,8 @@ export class Cpu {
   private readonly tlbFilled = new Int32Array(TLB_FILL_LIMIT);
   private tlbFilledCount = 0;
   /** AND-mask over a TLB entry that must equal TLB_VALID for a fast read (write). */
-  private tlbReadMask = TLB_VALID | TLB_NO_READ;
-  private tlbWriteMask = TLB_VALID | TLB_NO_READ | TLB_NO_WRITE;
+  private tlbReadMask = TLB_VALID | TLB_NO_READ | TLB_WATCH;
+  private tlbWriteMask = TLB_VALID | TLB_NO_READ | TLB_NO_WRITE | TLB_WATCH;
   // Instruction fetch window: EIP values in [fetchEipStart, fetchEipStart + fetchEipLength)
   // are read from ram[eip + fetchDelta].
   private fetchEipStart = 0;
@@ -353,6 +368,8 @@ export class Cpu {
     }
     this.updateModeCaches();
     this.flushTlb(true);
+    this.syncBreakpoints();
+    this.taskSwitchTrap = false;
   }
 
   /** True when CR0.PE is set (protected mode, including virtual-8086). */
@@ -403,8 +420,8 @@ export class Cpu {
     this.refreshSegment(CS);
     this.refreshSegment(SS);
     const user = this.cpl === 3 ? TLB_NO_USER : 0;
-    this.tlbReadMask = TLB_VALID | TLB_NO_READ | user;
-    this.tlbWriteMask = TLB_VALID | TLB_NO_READ | TLB_NO_WRITE | user;
+    this.tlbReadMask = TLB_VALID | TLB_NO_READ | TLB_WATCH | user;
+    this.tlbWriteMask = TLB_VALID | TLB_NO_READ | TLB_NO_WRITE | TLB_WATCH | user;
     this.invalidateFetch();
   }
 
@@ -582,6 +599,7 @@ export class Cpu {
     const pageFlags = this.physicalPageFlags[frame]!;
     if ((pageFlags & (PAGE_FAST | PAGE_READ)) !== (PAGE_FAST | PAGE_READ)) flags |= TLB_NO_READ | TLB_NO_WRITE;
     if (!(pageFlags & PAGE_WRITE) || this.codePages[frame]) flags |= TLB_NO_WRITE;
+    if (this.dataBreakpointMask !== 0 && this.pageHasDataBreakpoint(linear >>> 12)) flags |= TLB_WATCH;
     const entry = ((physicalPage ^ (linear & ~0xfff)) & ~0xfff) | flags;
     const page = linear >>> 12;
     if (this.tlb[page] === 0) {
@@ -596,6 +614,7 @@ export class Cpu {
 
   /** Two-level (and PSE) page walk; sets accessed/dirty bits; raises #PF. */
   private walkPageTables(linear: number, access: number, user: boolean): number {
+    if (this.cr4 & CR4_PAE) return this.walkPaeTables(linear, access, user);
     const write = access === 1;
     const directoryAddress = ((this.cr3 & ~0xfff) + ((linear >>> 22) << 2)) >>> 0;
     const directoryEntry = this.readPhysical(directoryAddress, 4);
@@ -632,20 +651,110 @@ export class Cpu {
     return flags;
   }
 
-  private checkPagePermissions(linear: number, writable: boolean, userPage: boolean, write: boolean, user: boolean, fetch: boolean): void {
+  private checkPagePermissions(linear: number, writable: boolean, userPage: boolean, write: boolean, user: boolean, fetch: boolean, noExecute = false): void {
     if (user && !userPage) this.pageFault(linear, 1, write, user, fetch);
     if (write && !writable && (user || this.cr0 & CR0_WP)) this.pageFault(linear, 1, write, user, fetch);
+    if (fetch && noExecute) this.pageFault(linear, 1, write, user, fetch);
   }
 
+  /** #PF with CR2 = `linear`; `present` is bit 0 of the error code (1 also for RSVD faults, bit 3). */
   private pageFault(linear: number, present: number, write: boolean, user: boolean, fetch: boolean): never {
     this.cr2 = linear | 0;
-    const code = present | (write ? 2 : 0) | (user ? 4 : 0) | (fetch && this.efer & 0x800 ? 16 : 0);
+    // I/D (bit 4) is reported for instruction fetches only with PAE and EFER.NXE.
+    const instruction = fetch && this.efer & EFER_NXE && this.cr4 & CR4_PAE ? 16 : 0;
+    const code = present | (write ? 2 : 0) | (user ? 4 : 0) | instruction;
     return this.raiseFault(VECTOR_PF, code);
+  }
+
+  // ---- PAE paging -------------------------------------------------------------------------
+
+  /** The four page-directory-pointer entries, loaded when CR3 is written in PAE mode. */
+  private readonly pdpte = new Uint32Array(4);
+
+  /**
+   * Reads the PDPTEs at `cr3`; false when a present one has reserved bits set (MOV to CR0,
+   * CR3 or CR4 then raises #GP(0)). Bits 32-35 of addresses are ignored: the physical
+   * address space ends at 4 GiB.
+   */
+  pdptesValid(cr3: number): boolean {
+    const base = (cr3 & ~0x1f) >>> 0;
+    for (let i = 0; i < 4; i++) {
+      const low = this.readPhysical((base + i * 8) >>> 0, 4);
+      const high = this.readPhysical((base + i * 8 + 4) >>> 0, 4);
+      if (low & 1 && (low & 0x1e6 || high & 0xfffffff0)) return false;
+    }
+    return true;
+  }
+
+  /** Loads the PDPTEs when paging with PAE is on (CR3 written, or PG/PAE just enabled). */
+  private loadPdptes(): void {
+    if (!(this.cr0 & CR0_PG) || !(this.cr4 & CR4_PAE)) return;
+    const base = (this.cr3 & ~0x1f) >>> 0;
+    for (let i = 0; i < 4; i++) this.pdpte[i] = this.readPhysical((base + i * 8) >>> 0, 4);
+  }
+
+  /** Reserved bits of a PAE entry's high dword: 36-62, and 63 (XD) unless EFER.NXE. */
+  private paeReserved(high: number): boolean {
+    return (high & (this.efer & EFER_NXE ? 0x7ffffff0 : 0xfffffff0)) !== 0;
+  }
+
+  /**
+   * PAE walk: PDPTE (cached), page directory, page table, with 2 MiB pages (PS) and
+   * execute-disable (bit 63 with EFER.NXE); sets accessed/dirty bits; raises #PF.
+   */
+  private walkPaeTables(linear: number, access: number, user: boolean): number {
+    const write = access === 1;
+    const fetch = access === 2;
+    const nxe = (this.efer & EFER_NXE) !== 0;
+    const pointer = this.pdpte[linear >>> 30]!;
+    if (!(pointer & 1)) this.pageFault(linear, 0, write, user, fetch);
+    const directoryAddress = ((pointer & ~0xfff) + (((linear >>> 21) & 0x1ff) << 3)) >>> 0;
+    const directoryEntry = this.readPhysical(directoryAddress, 4);
+    const directoryHigh = this.readPhysical((directoryAddress + 4) >>> 0, 4);
+    if (!(directoryEntry & 1)) this.pageFault(linear, 0, write, user, fetch);
+    if (this.paeReserved(directoryHigh) || (directoryEntry & 0x80 && directoryEntry & 0x1fe000)) this.pageFault(linear, 1 | 8, write, user, fetch);
+    let writable = (directoryEntry & 2) !== 0;
+    let userPage = (directoryEntry & 4) !== 0;
+    let noExecute = nxe && (directoryHigh & 0x80000000) !== 0;
+    if (directoryEntry & 0x80) {
+      this.checkPagePermissions(linear, writable, userPage, write, user, fetch, noExecute);
+      const updated = directoryEntry | 0x20 | (write ? 0x40 : 0);
+      if (updated !== directoryEntry) this.writePhysical(directoryAddress, updated, 4);
+      this.walkFlags = this.pageTlbFlags(writable, userPage, write || (directoryEntry & 0x40) !== 0, (directoryEntry & 0x100) !== 0) | (noExecute ? TLB_NO_EXEC : 0);
+      return ((directoryEntry & 0xffe00000) | (linear & 0x1ff000)) >>> 0;
+    }
+    if ((directoryEntry & 0x20) === 0) this.writePhysical(directoryAddress, directoryEntry | 0x20, 4);
+    const tableAddress = ((directoryEntry & ~0xfff) + (((linear >>> 12) & 0x1ff) << 3)) >>> 0;
+    const tableEntry = this.readPhysical(tableAddress, 4);
+    const tableHigh = this.readPhysical((tableAddress + 4) >>> 0, 4);
+    if (!(tableEntry & 1)) this.pageFault(linear, 0, write, user, fetch);
+    if (this.paeReserved(tableHigh)) this.pageFault(linear, 1 | 8, write, user, fetch);
+    writable = writable && (tableEntry & 2) !== 0;
+    userPage = userPage && (tableEntry & 4) !== 0;
+    noExecute = noExecute || (nxe && (tableHigh & 0x80000000) !== 0);
+    this.checkPagePermissions(linear, writable, userPage, write, user, fetch, noExecute);
+    const updated = tableEntry | 0x20 | (write ? 0x40 : 0);
+    if (updated !== tableEntry) this.writePhysical(tableAddress, updated, 4);
+    this.walkFlags = this.pageTlbFlags(writable, userPage, write || (tableEntry & 0x40) !== 0, (tableEntry & 0x100) !== 0) | (noExecute ? TLB_NO_EXEC : 0);
+    return (tableEntry & ~0xfff) >>> 0;
+  }
+
+  /** PAE translation for tools: no side effects, −1 when not present. */
+  private translatePae(linear: number): number {
+    const pointer = this.pdpte[linear >>> 30]!;
+    if (!(pointer & 1)) return -1;
+    const directory = this.readPhysical(((pointer & ~0xfff) + (((linear >>> 21) & 0x1ff) << 3)) >>> 0, 4);
+    if (!(directory & 1)) return -1;
+    if (directory & 0x80) return (((directory & 0xffe00000) | (linear & 0x1fffff)) & this.physicalAddressMask) >>> 0;
+    const table = this.readPhysical(((directory & ~0xfff) + (((linear >>> 12) & 0x1ff) << 3)) >>> 0, 4);
+    if (!(table & 1)) return -1;
+    return (((table & ~0xfff) | (linear & 0xfff)) & this.physicalAddressMask) >>> 0;
   }
 
   /** Translates a linear address without side effects for tools; −1 when not mapped. */
   translateLinear(linear: number): number {
     if (!(this.cr0 & CR0_PG)) return ((linear >>> 0) & this.physicalAddressMask) >>> 0;
+    if (this.cr4 & CR4_PAE) return this.translatePae(linear);
     const directory = this.readPhysical(((this.cr3 & ~0xfff) + ((linear >>> 22) << 2)) >>> 0, 4);
     if (!(directory & 1)) return -1;
     if (directory & 0x80 && this.cr4 & CR4_PSE) return (((directory & 0xffc00000) | (linear & 0x3fffff)) & this.physicalAddressMask) >>> 0;
@@ -682,6 +791,15 @@ export class Cpu {
     this.systemAccess = true;
     try {
       return this.readLinear16(linear);
+    } finally {
+      this.systemAccess = false;
+    }
+  }
+
+  writeSystem16(linear: number, value: number): void {
+    this.systemAccess = true;
+    try {
+      this.writeLinear16(linear, value);
     } finally {
       this.systemAccess = false;
     }
@@ -774,12 +892,15 @@ export class Cpu {
   private translateForAccess(linear: number, access: number): number {
     const user = this.userAccess;
     let entry = this.tlb[linear >>> 12]!;
-    const needed = access === 1 ? this.tlbWriteMask & ~TLB_NO_READ : this.tlbReadMask & ~TLB_NO_READ;
-    if ((entry & needed) !== TLB_VALID || (access === 1 && entry & TLB_NO_WRITE)) entry = this.fillTlb(linear, access, user);
+    const needed = (access === 1 ? this.tlbWriteMask : this.tlbReadMask) & ~(TLB_NO_READ | TLB_WATCH);
+    if ((entry & needed) !== TLB_VALID || (access === 1 && entry & TLB_NO_WRITE) || (access === 2 && entry & TLB_NO_EXEC)) {
+      entry = this.fillTlb(linear, access, user);
+    }
     return ((((entry & ~0xfff) ^ linear) >>> 0) & this.physicalAddressMask) >>> 0;
   }
 
   private readLinearSlow(linear: number, size: AccessSize): number {
+    if (this.dataBreakpointMask !== 0) this.checkDataBreakpoints(linear, size, false);
     if (((linear & 0xfff) + size) <= 0x1000) {
       const physical = this.translateForAccess(linear, 0);
       const entry = this.tlb[linear >>> 12]!;
@@ -803,6 +924,7 @@ export class Cpu {
   }
 
   private writeLinearSlow(linear: number, value: number, size: AccessSize): void {
+    if (this.dataBreakpointMask !== 0) this.checkDataBreakpoints(linear, size, true);
     if (((linear & 0xfff) + size) <= 0x1000) {
       const physical = this.translateForAccess(linear, 1);
       if (this.codePages[physical >>> 12]) this.invalidateCodePage(physical >>> 12);
@@ -993,6 +1115,11 @@ export class Cpu {
     this.restoreEspOnFault = true;
   }
 
+  /** After a task switch: the old task's ESP is no longer the one to restore on a fault. */
+  abandonStackRestore(): void {
+    this.restoreEspOnFault = false;
+  }
+
   // =====================================================================================
   // Instruction fetch
   // =====================================================================================
@@ -1060,12 +1187,14 @@ export class Cpu {
     const limit = this.segLimit[CS]! >>> 0;
     if ((eip >>> 0) > limit) this.raiseFault(VECTOR_GP, 0);
     const linear = (this.segBase[CS]! + eip) | 0;
+    // Instruction fetches never match data breakpoints: a watched page still fetches fast.
+    const fetchMask = (this.tlbReadMask & ~TLB_WATCH) | TLB_NO_EXEC;
     let entry = this.tlb[linear >>> 12]!;
-    if ((entry & this.tlbReadMask) !== TLB_VALID) {
+    if ((entry & fetchMask) !== TLB_VALID) {
       const physical = this.translateForAccess(linear, 2);
       entry = this.tlb[linear >>> 12]!;
       const frame = Math.floor(physical / 4096);
-      if ((entry & this.tlbReadMask) !== TLB_VALID || !(this.physicalPageFlags[frame]! & PAGE_EXECUTE)) {
+      if ((entry & fetchMask) !== TLB_VALID || !(this.physicalPageFlags[frame]! & PAGE_EXECUTE)) {
         // Not fast RAM (ROM alias, MMIO): fetch through the slow path, one byte at a time.
         const mapping = this.mappings[this.physicalPageMapping[frame]!];
         const flags = this.physicalPageFlags[frame]!;
@@ -1317,6 +1446,7 @@ export class Cpu {
   }
 
   private deliverRealMode(vector: number, returnEip: number): void {
+    this.pushResumeFlag = false; // the 16-bit FLAGS image has no RF
     if (this.modelLevel >= 2 && vector * 4 + 3 > this.idtLimit) this.raiseFault(VECTOR_GP, vector * 8 + 2);
     const entry = (this.idtBase + vector * 4) | 0;
     const newIp = this.readLinear16(entry);
@@ -1333,8 +1463,10 @@ export class Cpu {
     this.restoreEspOnFault = false;
   }
 
+  /** Set while a fault is delivered: the EFLAGS image pushed has RF set. */
+  private pushResumeFlag = false;
+
   private deliverProtectedMode(vector: number, returnEip: number, errorCode: number, software: boolean): void {
-    if (this.flags & FLAG_VM) this.unsupported("interrupt delivery from virtual-8086 mode");
     const idtError = vector * 8 + 2 + (software ? 0 : 1);
     if (vector * 8 + 7 > this.idtLimit) this.raiseFault(VECTOR_GP, idtError);
     const gateLow = this.readSystem32((this.idtBase + vector * 8) | 0);
@@ -1343,7 +1475,13 @@ export class Cpu {
     const dpl = (gateHigh >> 13) & 3;
     if (software && dpl < this.cpl) this.raiseFault(VECTOR_GP, idtError);
     if (!(gateHigh & 0x8000)) this.raiseFault(VECTOR_NP, idtError);
-    if (type === 5) this.unsupported("task gate in the IDT");
+    if (type === 5) {
+      const tssSelector = gateLow >>> 16;
+      const tss = readTaskGateTarget(this, tssSelector, VECTOR_GP);
+      this.pushResumeFlag = false;
+      taskSwitch(this, tssSelector, tss.low, tss.high, TaskSwitchReason.Interrupt, returnEip, errorCode);
+      return;
+    }
     const gate32 = type === 0xe || type === 0xf;
     if (!gate32 && type !== 6 && type !== 7) this.raiseFault(VECTOR_GP, idtError);
     const trapGate = type === 0xf || type === 7;
@@ -1358,8 +1496,12 @@ export class Cpu {
       this.raiseFault(VECTOR_GP, selector & 0xfffc);
     }
     if (!(attributes & SEG_ATTR_P)) this.raiseFault(VECTOR_NP, selector & 0xfffc);
-    const flags = this.getFlags();
+    const flags = this.getFlags() | (this.pushResumeFlag ? FLAG_RF : 0);
+    this.pushResumeFlag = false;
     const conforming = (attributes & SEG_TYPE_EXPAND_DOWN) !== 0;
+    const fromV86 = (flags & FLAG_VM) !== 0;
+    // From virtual-8086 mode only a ring-0 non-conforming handler will do (SDM 20.3.1.1).
+    if (fromV86 && (conforming || codeDpl !== 0)) this.raiseFault(VECTOR_GP, selector & 0xfffc);
     this.saveStackForFault();
     const oldCs = this.segSelector[CS]!;
     if (!conforming && codeDpl < this.cpl) {
@@ -1367,15 +1509,50 @@ export class Cpu {
       const oldSs = this.segSelector[SS]!;
       const oldEsp = this.regs[ESP]!;
       const { selector: newSs, pointer: newEsp } = this.readTssStack(codeDpl);
-      this.loadStackSegmentForPrivilege(newSs, codeDpl);
-      this.regs[ESP] = newEsp;
-      this.cpl = codeDpl;
-      if (gate32) {
-        this.push32(oldSs);
-        this.push32(oldEsp);
-      } else {
-        this.push16(oldSs);
-        this.push16(oldEsp);
+      const ssBase = this.segBase[SS]!;
+      const ssLimit = this.segLimit[SS]!;
+      const ssAttributes = this.segAttributes[SS]!;
+      const oldCpl = this.cpl;
+      try {
+        // Leaving V86 first makes the new SS's B bit count (32-bit stack pushes).
+        if (fromV86) this.flags &= ~FLAG_VM;
+        this.loadStackSegmentForPrivilege(newSs, codeDpl);
+        this.regs[ESP] = newEsp;
+        this.cpl = codeDpl;
+        this.updateModeCaches();
+        if (gate32) {
+          if (fromV86) {
+            // The V86 data segments go on the stack and are nulled below.
+            this.push32(this.segSelector[GS]!);
+            this.push32(this.segSelector[FS]!);
+            this.push32(this.segSelector[DS]!);
+            this.push32(this.segSelector[ES]!);
+          }
+          this.push32(oldSs);
+          this.push32(oldEsp);
+        } else {
+          if (fromV86) {
+            this.push16(this.segSelector[GS]!);
+            this.push16(this.segSelector[FS]!);
+            this.push16(this.segSelector[DS]!);
+            this.push16(this.segSelector[ES]!);
+          }
+          this.push16(oldSs);
+          this.push16(oldEsp);
+        }
+      } catch (signal) {
+        // Undo the stack switch so the fault is delivered from the interrupted context.
+        this.flags |= flags & FLAG_VM;
+        this.setSegmentCache(SS, oldSs, ssBase, ssLimit, ssAttributes);
+        this.cpl = oldCpl;
+        this.updateModeCaches();
+        throw signal;
+      }
+      if (fromV86) {
+        this.setSegmentCache(ES, 0, 0, 0, 0);
+        this.setSegmentCache(DS, 0, 0, 0, 0);
+        this.setSegmentCache(FS, 0, 0, 0, 0);
+        this.setSegmentCache(GS, 0, 0, 0, 0);
       }
     }
     if (gate32) {
@@ -1397,7 +1574,8 @@ export class Cpu {
     this.restoreEspOnFault = false;
   }
 
-  private readTssStack(privilege: number): { selector: number; pointer: number } {
+  /** SS:ESP for an inner privilege level from the current TSS (16- or 32-bit). */
+  readTssStack(privilege: number): { selector: number; pointer: number } {
     const base = this.segBase[TR]!;
     const tss32 = (this.segAttributes[TR]! & 0xf) === 0x9 || (this.segAttributes[TR]! & 0xf) === 0xb;
     if (tss32) {
@@ -1408,7 +1586,8 @@ export class Cpu {
     return { pointer: this.readSystem16(at), selector: this.readSystem16((at + 2) | 0) };
   }
 
-  private loadStackSegmentForPrivilege(selector: number, privilege: number): void {
+  /** Loads SS for a stack switch to `privilege`, with the #TS/#SS checks of the TSS stack. */
+  loadStackSegmentForPrivilege(selector: number, privilege: number): void {
     if ((selector & 0xfffc) === 0) this.raiseFault(VECTOR_TS, selector & 0xfffc);
     const descriptor = this.readDescriptor(selector, VECTOR_TS);
     const attributes = descriptorAttributes(descriptor.high);
@@ -1447,7 +1626,7 @@ export class Cpu {
   }
 
   /** Sets the accessed bit of a descriptor in memory. */
-  private markAccessed(selector: number, high: number): void {
+  markAccessed(selector: number, high: number): void {
     if (high & 0x100) return;
     const base = selector & 4 ? this.segBase[LDTR]! : this.gdtBase;
     this.writeSystem32((base + (selector & 0xfff8) + 4) | 0, high | 0x100);
@@ -1462,7 +1641,8 @@ export class Cpu {
     this.setSegmentCache(segment, selector, base, limit, attributes | SEG_TYPE_ACCESSED);
   }
 
-  private loadCodeSegmentCache(selector: number, low: number, high: number, privilege: number): void {
+  /** Loads CS from a descriptor (accessed bit set) and makes `privilege` the CPL. */
+  loadCodeSegmentCache(selector: number, low: number, high: number, privilege: number): void {
     this.markAccessed(selector, high);
     this.cpl = privilege;
     this.setDescriptorCache(CS, (selector & 0xfffc) | privilege, low, high);
@@ -1519,9 +1699,9 @@ export class Cpu {
   }
 
   /**
-   * Far JMP/CALL/RET target: loads CS:EIP. Real mode: base = selector × 16. Protected
-   * mode: code segments (direct transfers at the same or a conforming level). Gates and
-   * task switches are reported as unsupported until they are implemented.
+   * Far JMP/RET target: loads CS:EIP. Real mode: base = selector × 16. Protected mode:
+   * code segments (direct transfers at the same or a conforming level); a JMP to a call
+   * gate, task gate or TSS goes through it (far-transfer.ts).
    */
   loadCodeSegment(selector: number, offset: number, returning: boolean): void {
     selector &= 0xffff;
@@ -1535,7 +1715,12 @@ export class Cpu {
     const descriptor = this.readDescriptor(selector, VECTOR_GP);
     const { low, high } = descriptor;
     const attributes = descriptorAttributes(high);
-    if (!(attributes & SEG_ATTR_S)) this.unsupported("far transfer through a call gate or task segment");
+    if (!(attributes & SEG_ATTR_S)) {
+      // RET and IRET cannot return through a gate or to a TSS; JMP goes through it.
+      if (returning) this.raiseFault(VECTOR_GP, selector & 0xfffc);
+      farTransferThroughSystem(this, selector, low, high, false);
+      return;
+    }
     if (!(attributes & SEG_TYPE_CODE)) this.raiseFault(VECTOR_GP, selector & 0xfffc);
     const dpl = (attributes & SEG_ATTR_DPL) >> 5;
     const rpl = selector & 3;
@@ -1562,11 +1747,12 @@ export class Cpu {
     this.sliceLimit = 0;
   }
 
-  /** Writes CR0 with the mode side effects (TLB flush, mode caches). */
+  /** Writes CR0 with the mode side effects (TLB flush, mode caches, PAE PDPTEs). */
   writeCr0(value: number): void {
     const changed = this.cr0 ^ value;
     this.cr0 = value | (this.modelLevel >= 3 ? 0x10 : 0);
     if (changed & (CR0_PE | CR0_PG | CR0_WP)) {
+      if (changed & CR0_PG) this.loadPdptes();
       this.flushTlb(true);
       this.updateModeCaches();
     }
@@ -1574,13 +1760,139 @@ export class Cpu {
 
   writeCr3(value: number): void {
     this.cr3 = value;
+    this.loadPdptes();
     this.flushTlb(false);
   }
 
   writeCr4(value: number): void {
     const changed = this.cr4 ^ value;
     this.cr4 = value;
-    if (changed & (CR4_PSE | CR4_PGE | 0x20)) this.flushTlb(true);
+    if (changed & CR4_PAE) this.loadPdptes();
+    if (changed & (CR4_PSE | CR4_PGE | CR4_PAE)) this.flushTlb(true);
+  }
+
+  /** Writes IA32_EFER (only NXE exists here); NX changes what cached translations allow. */
+  writeEfer(value: number): void {
+    const changed = this.efer ^ value;
+    this.efer = value;
+    if (changed & EFER_NXE) this.flushTlb(true);
+  }
+
+  // =====================================================================================
+  // Debug-register breakpoints
+  // =====================================================================================
+  //
+  // DR0-DR3 and DR7 are plain registers that tools may write directly, so the run loop
+  // compares them with the values last applied (syncBreakpoints) while any breakpoint is
+  // enabled. With none enabled nothing here runs: the run loop tests one DR7 byte per slice.
+
+  /** DR0-DR3, DR7 and CR4.DE as last applied; a difference means the breakpoints changed. */
+  private readonly appliedDebugState = new Int32Array(6);
+  /** Bit n: breakpoint n is enabled and matches instruction fetches (R/W = 00). */
+  private executeBreakpointMask = 0;
+  /** Bit n: breakpoint n is enabled and matches data writes (R/W = 01) or reads and writes (11). */
+  private dataBreakpointMask = 0;
+  /** Bit n: breakpoint n matches reads too (R/W = 11). */
+  private readBreakpointMask = 0;
+  /** Bit n: breakpoint n is an enabled I/O breakpoint (R/W = 10 with CR4.DE). */
+  private ioBreakpointMask = 0;
+  /** First address (aligned down to the length) and length of each breakpoint. */
+  private readonly breakpointStart = new Float64Array(4);
+  private readonly breakpointLength = new Uint8Array(4);
+  /** B0-B3 bits of data and I/O breakpoints the current instruction matched. */
+  debugHits = 0;
+  /** True while data or I/O breakpoints are enabled: string instructions do one iteration per step. */
+  watchingData = false;
+
+  /** Applies DR0-DR3/DR7 after they (or CR4.DE) changed; flushes the TLB for data breakpoints. */
+  syncBreakpoints(): void {
+    const applied = this.appliedDebugState;
+    const dr = this.dr;
+    const de = this.cr4 & CR4_DE;
+    if (applied[0] === dr[0] && applied[1] === dr[1] && applied[2] === dr[2] && applied[3] === dr[3] && applied[4] === dr[7] && applied[5] === de) {
+      return;
+    }
+    for (let i = 0; i < 4; i++) applied[i] = dr[i]!;
+    applied[4] = dr[7]!;
+    applied[5] = de;
+    const dr7 = dr[7]!;
+    const previousData = this.dataBreakpointMask;
+    let execute = 0;
+    let data = 0;
+    let read = 0;
+    let io = 0;
+    for (let i = 0; i < 4; i++) {
+      const lengthCode = (dr7 >>> (18 + i * 4)) & 3;
+      const length = lengthCode === 0 ? 1 : lengthCode === 1 ? 2 : lengthCode === 2 ? 8 : 4;
+      this.breakpointLength[i] = length;
+      this.breakpointStart[i] = ((dr[i]! >>> 0) & ~(length - 1)) >>> 0;
+      if (!((dr7 >>> (i * 2)) & 3)) continue;
+      switch ((dr7 >>> (16 + i * 4)) & 3) {
+        case 0: execute |= 1 << i; break;
+        case 1: data |= 1 << i; break;
+        case 2: if (de) io |= 1 << i; break; // without CR4.DE the encoding is undefined: ignored
+        default: data |= 1 << i; read |= 1 << i;
+      }
+    }
+    this.executeBreakpointMask = execute;
+    this.dataBreakpointMask = data;
+    this.readBreakpointMask = read;
+    this.ioBreakpointMask = io;
+    this.watchingData = (data | io) !== 0;
+    // Pages holding a data breakpoint get TLB_WATCH at their next fill.
+    if (data !== 0 || previousData !== 0) this.flushTlb(true);
+  }
+
+  /** Breakpoints among `mask` whose range overlaps [address, address + size). */
+  private matchBreakpoints(mask: number, address: number, size: number): number {
+    let hits = 0;
+    const first = address >>> 0;
+    for (let i = 0; i < 4; i++) {
+      if (!(mask & (1 << i))) continue;
+      const start = this.breakpointStart[i]!;
+      // Overlap with wrap-around at 4 GiB: distance from each start to the other, unsigned.
+      if ((first - start + 0x100000000) % 0x100000000 < this.breakpointLength[i]! || (start - first + 0x100000000) % 0x100000000 < size) {
+        hits |= 1 << i;
+      }
+    }
+    return hits;
+  }
+
+  private pageHasDataBreakpoint(page: number): boolean {
+    for (let i = 0; i < 4; i++) {
+      if (!(this.dataBreakpointMask & (1 << i))) continue;
+      const start = this.breakpointStart[i]!;
+      // Aligned to its length (at most 8), a breakpoint never spans two pages.
+      if (Math.floor(start / 4096) === page) return true;
+    }
+    return false;
+  }
+
+  /** Slow-path memory access on a watched page: records the data breakpoints it matches. */
+  private checkDataBreakpoints(linear: number, size: number, write: boolean): void {
+    const mask = write ? this.dataBreakpointMask : this.readBreakpointMask;
+    if (mask !== 0) this.debugHits |= this.matchBreakpoints(mask, linear, size);
+  }
+
+  /** IN/OUT/INS/OUTS: records the I/O breakpoints a port access matches. */
+  checkIoBreakpoints(port: number, size: number): void {
+    this.debugHits |= this.matchBreakpoints(this.ioBreakpointMask, port, size);
+  }
+
+  /** I/O breakpoints are enabled (CR4.DE and an R/W = 10 breakpoint in DR7). */
+  get ioBreakpointsEnabled(): boolean {
+    return this.ioBreakpointMask !== 0;
+  }
+
+  /**
+   * MOV to or from a debug register with DR7.GD set: #DB (a fault) with DR6.BD, so a
+   * debugger can keep the registers to itself.
+   */
+  checkGeneralDetect(): void {
+    if (this.dr[7]! & DR7_GD) {
+      this.dr[6] = this.dr[6]! | DR6_BD;
+      this.raiseFault(VECTOR_DB);
+    }
   }
 
   // =====================================================================================
@@ -1611,28 +1923,68 @@ export class Cpu {
       }
       if (this.halted) return RunExit.Halt;
       if (remaining <= 0) return RunExit.Budget;
-      if (this.interruptShadow !== 0 || this.flags & FLAG_TF || this.deferredTrap) {
-        // One instruction at a time while a shadow or the trap flag is in effect.
+      const debugEnables = (this.dr[7]! | this.appliedDebugState[4]!) & 0xff;
+      if (this.interruptShadow !== 0 || this.flags & (FLAG_TF | FLAG_RF) || this.deferredTrap || debugEnables !== 0 || this.taskSwitchTrap) {
+        // One instruction at a time, interpreted, while a shadow, the trap flag, the resume
+        // flag or a debug-register breakpoint is in effect.
+        if (debugEnables !== 0) this.syncBreakpoints();
+        if (this.taskSwitchTrap) {
+          // The new task's TSS has its T bit set: #DB (DR6.BT) before its first instruction.
+          this.taskSwitchTrap = false;
+          this.dr[6] = this.dr[6]! | DR6_BT;
+          this.deliverDebugException(0, this.eip);
+          if (this.pendingExit >= 0) return this.takeExit();
+          continue;
+        }
+        const resume = this.flags & FLAG_RF;
+        if (this.executeBreakpointMask !== 0 && resume === 0) {
+          const hits = this.matchBreakpoints(this.executeBreakpointMask, (this.segBase[CS]! + this.eip) | 0, 1);
+          if (hits !== 0) {
+            // An instruction breakpoint is a fault: EIP stays at the instruction, and the
+            // handler sets RF in the pushed EFLAGS to execute it (SDM 17.3.1.1).
+            remaining--; // not retired, but counted so a breakpoint on the handler cannot spin forever
+            this.deliverDebugException(hits, this.eip);
+            if (this.pendingExit >= 0) return this.takeExit();
+            continue;
+          }
+        }
+        // RF is cleared at the start of the instruction, after the instruction-breakpoint check.
+        this.flags &= ~FLAG_RF;
         const trap = (this.flags & FLAG_TF) !== 0 || this.deferredTrap;
         this.interruptShadow = 0;
         this.sliceLimit = 1;
+        this.debugHits = 0;
+        this.interpretOnly = true;
         const executed = this.executeSlice();
         remaining -= executed;
         this.instructionsRetired += executed;
-        if (this.pendingExit >= 0) return this.takeExit();
+        const hits = executed === 1 ? this.debugHits & (this.dataBreakpointMask | this.ioBreakpointMask) : 0;
+        this.debugHits = 0;
+        if (this.pendingExit >= 0) {
+          if (this.pendingExit === RunExit.Intercept) this.flags |= resume; // the instruction runs again
+          return this.takeExit();
+        }
+        let singleStep = false;
         if (trap && executed === 1 && !this.halted) {
           if (this.interruptShadow === SHADOW_MOV_SS && !this.deferredTrap) {
             this.deferredTrap = true; // MOV SS / POP SS: the trap waits one more instruction
           } else {
             this.deferredTrap = false;
-            this.dr[6] = this.dr[6]! | 0x4000;
-            this.dispatchException(1, -1, false, this.eip, false);
-            if (this.pendingExit >= 0) return this.takeExit();
+            singleStep = true;
           }
+        }
+        if (hits !== 0 || singleStep) {
+          // Data and I/O breakpoints are traps: reported after the instruction, with BS too
+          // when single-stepping.
+          if (singleStep && hits === 0) this.dr[6] = this.dr[6]! | DR6_BS;
+          else this.dr[6] = (this.dr[6]! & ~0xf) | hits | (singleStep ? DR6_BS : 0);
+          this.deliverDebugException(0, this.eip);
+          if (this.pendingExit >= 0) return this.takeExit();
         }
         continue;
       }
       this.sliceLimit = remaining;
+      this.interpretOnly = false;
       const executed = this.executeSlice();
       remaining -= executed;
       this.instructionsRetired += executed;
@@ -1641,6 +1993,19 @@ export class Cpu {
   }
 
   private deferredTrap = false;
+  /** Set by a task switch to a TSS whose T bit is set; run() raises the #DB trap. */
+  taskSwitchTrap = false;
+  /** Set for the careful one-instruction slices: compiled blocks do not run. */
+  private interpretOnly = false;
+
+  /**
+   * Delivers #DB from the run loop: `hits` (B0-B3) replace DR6's breakpoint bits when
+   * non-zero. Entering the handler clears DR7.GD so it can use the debug registers.
+   */
+  private deliverDebugException(hits: number, returnEip: number): void {
+    if (hits !== 0) this.dr[6] = (this.dr[6]! & ~0xf) | hits;
+    this.dispatchException(VECTOR_DB, -1, false, returnEip, false);
+  }
   /** An exit found inside a slice, returned by run(); −1 when none. */
   private pendingExit = -1;
 
@@ -1659,7 +2024,7 @@ export class Cpu {
     const table = this.table;
     this.sliceCount = 0;
     try {
-      if (this.jitEnabled) {
+      if (this.jitEnabled && !this.interpretOnly) {
         while (this.sliceCount < this.sliceLimit) {
           const block = this.findBlock();
           let completed = 0;
@@ -1698,6 +2063,9 @@ export class Cpu {
       this.restoreEspOnFault = false;
       if (signal === FAULT_SIGNAL) {
         this.eip = returnEip;
+        // A fault pushes EFLAGS with RF set, so the restarted instruction does not hit an
+        // instruction breakpoint again (SDM 17.3.1.1); from the 80386 on.
+        this.pushResumeFlag = undo && this.modelLevel >= 3;
         this.dispatchException(this.faultVector, this.faultErrorCode, false, returnEip, false);
       } else if (signal === INTERCEPT_SIGNAL) {
         this.pendingExit = RunExit.Intercept;
@@ -1831,6 +2199,7 @@ export class Cpu {
       this.exitErrorCode = errorCode;
       this.exitSoftwareException = false;
       this.pendingExit = RunExit.Exception;
+      this.pushResumeFlag = false;
       return;
     }
     const previous = this.deliveringException;
@@ -1838,7 +2207,10 @@ export class Cpu {
     try {
       this.deliverInterrupt(vector, returnEip, this.cr0 & CR0_PE ? errorCode : -1, software);
       this.deliveringException = previous;
+      // Entering the #DB handler clears DR7.GD so the handler may use the debug registers.
+      if (vector === VECTOR_DB && !external) this.dr[7] = this.dr[7]! & ~DR7_GD;
     } catch (signal) {
+      this.pushResumeFlag = false;
       this.deliveringException = previous;
       if (this.restoreEspOnFault) this.regs[ESP] = this.savedEsp;
       this.restoreEspOnFault = false;

@@ -4,7 +4,7 @@ export { MemoryAccess } from "./cpu-bus.js";
 export type { AccessSize, CpuBus } from "./cpu-bus.js";
 export { CpuError, isCpuError } from "./errors.js";
 export type { CpuErrorCode } from "./errors.js";
-export { CPUID_FEATURES_EDX, defaultCpuid } from "./instructions/system.js";
+export { CPUID_EXTENDED_FEATURES_EDX, CPUID_FEATURES_EDX, defaultCpuid } from "./instructions/system.js";
 export * as registers from "./registers.js";
 export { ConformanceRunner } from "./conformance.js";
 export type { ConformanceModel, SingleStepRegisters, SingleStepTest } from "./conformance.js";

@@ -1,12 +1,12 @@
 /**
  * The Cpu API around the interpreter: argument errors, the memory map, CPU model
- * differences, and the features the CPU reports as unsupported instead of running.
+ * differences, and the features the CPU does not have.
  */
 import { describe, expect, it } from "vitest";
 import { Cpu, CpuError, MemoryAccess, RunExit, isCpuError, registers, type CpuModel } from "../src/index.js";
-import { CODE, DATA, GDT_BASE, Machine, RecordingBus, SELECTOR, STACK_TOP, describeExit, le32 } from "./machine.js";
+import { CODE, DATA, Machine, RecordingBus, describeExit, le32 } from "./machine.js";
 
-const { EAX, EBX, ECX, EDX, ESP, CS, DS } = registers;
+const { EAX, EBX, ECX, EDX, CS } = registers;
 
 function expectCpuError(action: () => void, code: string): void {
   let thrown: unknown;
@@ -125,66 +125,12 @@ describe("CPU models", () => {
   });
 });
 
-describe("features reported as unsupported or absent", () => {
+describe("features that are absent", () => {
   function protectedMachine(): Machine {
     const machine = new Machine();
     machine.enterFlatProtectedMode();
     return machine;
   }
-
-  it("reports a far CALL through a call gate as RunExit.Unsupported, with nothing pushed", () => {
-    const machine = protectedMachine();
-    const { cpu } = machine;
-    // GDT entry 6 (0x30): 32-bit call gate to 0x08:0x3000, DPL 0.
-    machine.write32(GDT_BASE + 0x30, (SELECTOR.code32 << 16) | 0x3000);
-    machine.write32(GDT_BASE + 0x34, 0x8c00);
-    cpu.gdtLimit = 0x37;
-    machine.load(CODE, [0x9a, ...le32(0), 0x30, 0x00]); // call 0x30:0
-    expect(machine.runAt(CODE)).toBe(RunExit.Unsupported);
-    expect(cpu.unsupportedReason).toMatch(/call gate/);
-    expect(cpu.eip).toBe(CODE);
-    expect(cpu.regs[ESP]).toBe(STACK_TOP);
-  });
-
-  it("reports a task gate in the IDT and IRET with NT set (task switches) as unsupported", () => {
-    const machine = protectedMachine();
-    const { cpu } = machine;
-    machine.write32(0x1000 + 0x40 * 8, 0x00300000);
-    machine.write32(0x1000 + 0x40 * 8 + 4, 0x8500); // present task gate, TSS selector 0x30
-    machine.load(CODE, [0xcd, 0x40]); // int 0x40
-    expect(machine.runAt(CODE)).toBe(RunExit.Unsupported);
-    expect(cpu.unsupportedReason).toMatch(/task gate/);
-    expect(cpu.eip).toBe(CODE);
-
-    cpu.setFlags(0x2 | 0x4000); // NT
-    machine.load(CODE, [0xcf]); // iret
-    expect(machine.runAt(CODE)).toBe(RunExit.Unsupported);
-    expect(cpu.unsupportedReason).toMatch(/task switch/);
-  });
-
-  it("reports interrupt delivery from virtual-8086 mode as unsupported", () => {
-    const machine = protectedMachine();
-    const { cpu } = machine;
-    cpu.setFlags(0x2 | 0x20000 | 0x3000); // VM, IOPL 3
-    for (const segment of [0, CS, 2, DS]) cpu.setRealModeSegment(segment, 0x200);
-    cpu.cpl = 3;
-    cpu.updateModeCaches();
-    expect(cpu.v86Mode).toBe(true);
-    machine.load(0x2000, [0x40, 0xcd, 0x21]); // inc ax; int 0x21
-    expect(machine.runAt(0)).toBe(RunExit.Unsupported);
-    expect(cpu.unsupportedReason).toMatch(/virtual-8086/);
-    expect(cpu.eip).toBe(1);
-    expect(cpu.regs16[0]).toBe(1); // real-mode style code ran up to the INT
-  });
-
-  it("rejects CR4.PAE (no PAE paging) with #GP(0)", () => {
-    const machine = protectedMachine();
-    const { cpu } = machine;
-    cpu.exceptionExitBitmap = 1 << 13;
-    machine.load(CODE, [0xb8, ...le32(0x20), 0x0f, 0x22, 0xe0]); // mov eax, 0x20; mov cr4, eax
-    expect(describeExit(cpu, machine.runAt(CODE))).toBe(`Exception at eip ${(CODE + 5).toString(16)} (vector 13, error code 0)`);
-    expect(cpu.cr4 & 0x20).toBe(0);
-  });
 
   it("has no x87: FPU instructions raise #UD, or #NM with CR0.EM set", () => {
     const machine = protectedMachine();

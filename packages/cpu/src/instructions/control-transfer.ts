@@ -8,23 +8,30 @@
 import type { Cpu } from "../cpu.js";
 import {
   CS,
+  DS,
+  ES,
   ESP,
+  FS,
+  GS,
   FLAG_IF,
   FLAG_IOPL,
   FLAG_NT,
   FLAG_RF,
   FLAG_VM,
   SS,
+  TR,
   VECTOR_BP,
   VECTOR_BR,
   VECTOR_DB,
   VECTOR_GP,
   VECTOR_OF,
+  VECTOR_TS,
 } from "../registers.js";
 import { incDecModrm16, incDecModrm32, incDecModrm8 } from "./arithmetic.js";
 import { conditionHolds } from "./conditions.js";
 import { poppableFlags } from "./data-transfer.js";
 import { TWO_BYTE, type TableBuilder } from "./table.js";
+import { farTransferThroughSystem, TaskSwitchReason, taskSwitch } from "../far-transfer.js";
 
 /** Near jump to `target` within CS: 16-bit operand size wraps at 64 KiB; the CS limit is checked. */
 function branchTo(cpu: Cpu, target: number): void {
@@ -91,6 +98,14 @@ function jmpFar(cpu: Cpu): void {
 
 /** Pushes CS:EIP and transfers; the stack is restored if loading the target faults. */
 function farCall(cpu: Cpu, selector: number, offset: number): void {
+  if (cpu.protectedMode && !cpu.v86Mode && (selector & 0xfffc) !== 0) {
+    const { low, high } = cpu.readDescriptor(selector, VECTOR_GP);
+    if (!(high & 0x1000)) {
+      // A call gate, task gate or TSS: the return address goes wherever the gate decides.
+      farTransferThroughSystem(cpu, selector & 0xffff, low, high, true);
+      return;
+    }
+  }
   const returnSelector = cpu.segSelector[CS]!;
   const returnOffset = cpu.eip;
   cpu.saveStackForFault();
@@ -187,7 +202,7 @@ function loopFamily(cpu: Cpu): void {
 
 // ---- interrupts -----------------------------------------------------------------------------
 
-/** In virtual-8086 mode INT n needs IOPL 3 (no VME support yet). */
+/** In virtual-8086 mode INT n needs IOPL 3 (no VME support yet): else #GP(0) to the monitor. */
 function checkV86InterruptPrivilege(cpu: Cpu): void {
   if (cpu.v86Mode && (cpu.flags & FLAG_IOPL) !== FLAG_IOPL) cpu.raiseFault(VECTOR_GP, 0);
 }
@@ -198,14 +213,14 @@ function intIb(cpu: Cpu): void {
   cpu.softwareInterrupt(vector, false);
 }
 
+// INT3 and INTO are not IOPL-sensitive in V86 mode (only INT n is): they go to the IDT,
+// where the gate's DPL decides.
 function int3(cpu: Cpu): void {
-  checkV86InterruptPrivilege(cpu);
   cpu.softwareInterrupt(VECTOR_BP, true);
 }
 
 function into(cpu: Cpu): void {
   if (!cpu.getOF()) return;
-  checkV86InterruptPrivilege(cpu);
   cpu.softwareInterrupt(VECTOR_OF, true);
 }
 
@@ -238,12 +253,24 @@ function iret(cpu: Cpu): void {
     setIretFlags(cpu, flags, size32);
     return;
   }
-  if (cpu.flags & FLAG_NT) cpu.unsupported("IRET to a nested task (task switch)");
+  if (cpu.flags & FLAG_NT) {
+    // Return to the task in the back link of the current TSS; it must be a busy TSS in the GDT.
+    const link = cpu.readSystem16(cpu.segBase[TR]!);
+    if (link & 4 || (link & 0xfffc) === 0) cpu.raiseFault(VECTOR_TS, link & 0xfffc);
+    const { low, high } = cpu.readDescriptor(link, VECTOR_TS);
+    const type = (high >> 8) & 0x1f;
+    if (type !== 3 && type !== 0xb) cpu.raiseFault(VECTOR_TS, link & 0xfffc);
+    taskSwitch(cpu, link, low, high, TaskSwitchReason.Iret, cpu.eip, -1);
+    return;
+  }
   cpu.saveStackForFault();
   const offset = size32 ? cpu.pop32() : cpu.pop16();
   const selector = (size32 ? cpu.pop32() : cpu.pop16()) & 0xffff;
   const flags = size32 ? cpu.pop32() : cpu.pop16();
-  if (size32 && flags & FLAG_VM && cpu.cpl === 0) cpu.unsupported("IRET to virtual-8086 mode");
+  if (size32 && flags & FLAG_VM && cpu.cpl === 0) {
+    iretToV86(cpu, offset, selector, flags);
+    return;
+  }
   const previousCpl = cpu.cpl;
   if ((selector & 3) > cpu.cpl) {
     const newEsp = size32 ? cpu.pop32() : cpu.pop16();
@@ -258,6 +285,30 @@ function iret(cpu: Cpu): void {
   }
   cpu.loadCodeSegment(selector, offset, true);
   setProtectedIretFlags(cpu, flags, size32, previousCpl);
+}
+
+/**
+ * IRETD at CPL 0 with VM set in the popped EFLAGS: the frame continues with ESP, SS, ES,
+ * DS, FS and GS, all loaded the real-mode way; CPL becomes 3.
+ */
+function iretToV86(cpu: Cpu, offset: number, selector: number, flags: number): void {
+  const esp = cpu.pop32();
+  const ss = cpu.pop32() & 0xffff;
+  const es = cpu.pop32() & 0xffff;
+  const ds = cpu.pop32() & 0xffff;
+  const fs = cpu.pop32() & 0xffff;
+  const gs = cpu.pop32() & 0xffff;
+  cpu.setFlags(flags); // CPL 0: every flag, VM included, comes from the frame
+  cpu.cpl = 3;
+  cpu.setRealModeSegment(CS, selector);
+  cpu.setRealModeSegment(SS, ss);
+  cpu.setRealModeSegment(ES, es);
+  cpu.setRealModeSegment(DS, ds);
+  cpu.setRealModeSegment(FS, fs);
+  cpu.setRealModeSegment(GS, gs);
+  cpu.regs[ESP] = esp;
+  cpu.eip = offset & 0xffff;
+  cpu.updateModeCaches();
 }
 
 function setIretFlags(cpu: Cpu, value: number, size32: boolean): void {

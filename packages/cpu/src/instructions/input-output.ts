@@ -24,6 +24,7 @@ import type { TableBuilder } from "./table.js";
 
 /** #GP(0) unless CPL ≤ IOPL (outside V86) or the TSS bitmap allows every byte of the access. */
 function checkPortPermission(cpu: Cpu, port: number, size: number): void {
+  if (cpu.ioBreakpointsEnabled) cpu.checkIoBreakpoints(port, size);
   if (!cpu.protectedMode) return;
   if (!cpu.v86Mode && cpu.cpl <= (cpu.flags & FLAG_IOPL) >> 12) return;
   const type = cpu.segAttributes[TR]! & 0xf;

@@ -43,9 +43,12 @@ export function advanceDestination(cpu: Cpu, delta: number): void {
   else cpu.regs16[EDI_16] = cpu.regs16[EDI_16]! + delta;
 }
 
-/** How many iterations this execution may run before giving way (1 under the trap flag). */
+/**
+ * How many iterations this execution may run before giving way: 1 under the trap flag and
+ * while data or I/O breakpoints are enabled, whose traps come after the iteration that hit.
+ */
 export function iterationAllowance(cpu: Cpu): number {
-  return cpu.flags & FLAG_TF ? 1 : MAX_ITERATIONS_PER_STEP;
+  return cpu.flags & FLAG_TF || cpu.watchingData ? 1 : MAX_ITERATIONS_PER_STEP;
 }
 
 /**

@@ -12,14 +12,21 @@ import {
   CR0_PE,
   CR0_PG,
   CR0_TS,
+  CR4_DE,
+  CR4_PAE,
+  CS,
   EAX,
   EBX,
   ECX,
   EDX,
+  EFER_NXE,
+  ESP,
   FLAG_CF,
   FLAG_DF,
   FLAG_IF,
   FLAG_IOPL,
+  FLAG_RF,
+  FLAG_VM,
   FLAG_ZF,
   LDTR,
   SEG_ATTR_DPL,
@@ -28,6 +35,7 @@ import {
   SEG_TYPE_CODE,
   SEG_TYPE_EXPAND_DOWN,
   SEG_TYPE_WRITABLE,
+  SS,
   TR,
   VECTOR_GP,
   VECTOR_NM,
@@ -360,36 +368,61 @@ function movToControl(cpu: Cpu): void {
   switch (reg) {
     case 0:
       if (value & CR0_PG && !(value & CR0_PE)) cpu.raiseFault(VECTOR_GP, 0);
+      if (value & CR0_PG && !(cpu.cr0 & CR0_PG)) checkPdptes(cpu, cpu.cr3, cpu.cr4);
       cpu.writeCr0(value);
       return;
     case 2: cpu.cr2 = value; return;
-    case 3: cpu.writeCr3(value); return;
+    case 3:
+      if (cpu.cr0 & CR0_PG) checkPdptes(cpu, value, cpu.cr4);
+      cpu.writeCr3(value);
+      return;
     default:
       if (value & ~SUPPORTED_CR4) cpu.raiseFault(VECTOR_GP, 0);
+      if (cpu.cr0 & CR0_PG && value & CR4_PAE && !(cpu.cr4 & CR4_PAE)) checkPdptes(cpu, cpu.cr3, value);
       cpu.writeCr4(value);
+      cpu.syncBreakpoints(); // CR4.DE turns I/O breakpoints on or off
+      cpu.noteFlagsChanged();
   }
 }
 
-/** CR4 bits this CPU implements: PSE, PGE, TSD. */
-const SUPPORTED_CR4 = (1 << 4) | (1 << 7) | (1 << 2);
+/** In PAE mode a MOV that (re)loads the PDPTEs raises #GP(0) when one has reserved bits set. */
+function checkPdptes(cpu: Cpu, cr3: number, cr4: number): void {
+  if (cr4 & CR4_PAE && !cpu.pdptesValid(cr3)) cpu.raiseFault(VECTOR_GP, 0);
+}
 
-function movFromDebug(cpu: Cpu): void {
+/** CR4 bits this CPU implements: TSD, DE, PSE, PAE, PGE. */
+const SUPPORTED_CR4 = (1 << 2) | CR4_DE | (1 << 4) | CR4_PAE | (1 << 7);
+
+/**
+ * The debug register a MOV names: DR4/DR5 alias DR6/DR7 while CR4.DE is clear and raise
+ * #UD when it is set; with DR7.GD set any access raises #DB first (after the CPL check).
+ */
+function debugRegisterOperand(cpu: Cpu): number {
   fetchRegisterModrm(cpu);
   requireRing0(cpu);
   let reg = cpu.modrmReg;
-  if (reg === 4 || reg === 5) reg += 2; // DR4/DR5 alias DR6/DR7 while CR4.DE is clear
+  if (reg === 4 || reg === 5) {
+    if (cpu.cr4 & CR4_DE) cpu.undefinedOpcode();
+    reg += 2;
+  }
+  cpu.checkGeneralDetect();
+  return reg;
+}
+
+function movFromDebug(cpu: Cpu): void {
+  const reg = debugRegisterOperand(cpu);
   cpu.regs[cpu.modrm & 7] = cpu.dr[reg]!;
 }
 
 function movToDebug(cpu: Cpu): void {
-  fetchRegisterModrm(cpu);
-  requireRing0(cpu);
-  let reg = cpu.modrmReg;
-  if (reg === 4 || reg === 5) reg += 2;
+  const reg = debugRegisterOperand(cpu);
   const value = cpu.regs[cpu.modrm & 7]!;
   if (reg === 6) cpu.dr[6] = (value & 0xe00f) | (0xffff0ff0 | 0);
   else if (reg === 7) cpu.dr[7] = (value & 0xffff2bff) | 0x400;
   else cpu.dr[reg] = value;
+  // New breakpoints take effect from the next instruction: end the slice so run() sees them.
+  cpu.syncBreakpoints();
+  cpu.noteFlagsChanged();
 }
 
 // ---- RDTSC, MSRs, CPUID ----------------------------------------------------------------------
@@ -406,6 +439,7 @@ const MSR_APIC_BASE = 0x1b;
 const MSR_SYSENTER_CS = 0x174;
 const MSR_SYSENTER_ESP = 0x175;
 const MSR_SYSENTER_EIP = 0x176;
+const MSR_EFER = 0xc0000080;
 
 function rdmsr(cpu: Cpu): void {
   requireRing0(cpu);
@@ -423,6 +457,7 @@ function rdmsr(cpu: Cpu): void {
     case MSR_SYSENTER_CS: low = cpu.msrSysenterCs; break;
     case MSR_SYSENTER_ESP: low = cpu.msrSysenterEsp; break;
     case MSR_SYSENTER_EIP: low = cpu.msrSysenterEip; break;
+    case MSR_EFER: low = cpu.efer; break;
     default: return cpu.raiseFault(VECTOR_GP, 0);
   }
   cpu.regs[EAX] = low;
@@ -442,12 +477,60 @@ function wrmsr(cpu: Cpu): void {
     case MSR_SYSENTER_CS: cpu.msrSysenterCs = low & 0xffff; return;
     case MSR_SYSENTER_ESP: cpu.msrSysenterEsp = low; return;
     case MSR_SYSENTER_EIP: cpu.msrSysenterEip = low; return;
+    case MSR_EFER:
+      // Only NXE exists here (no long mode, no SYSCALL): any other bit raises #GP(0).
+      if (low & ~EFER_NXE || high !== 0) cpu.raiseFault(VECTOR_GP, 0);
+      cpu.writeEfer(low);
+      return;
     default: cpu.raiseFault(VECTOR_GP, 0);
   }
 }
 
-/** Feature bits (leaf 1 EDX) of what this interpreter implements: PSE, TSC, MSR, CX8, PGE, CMOV. */
-export const CPUID_FEATURES_EDX = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 13) | (1 << 15);
+// ---- SYSENTER, SYSEXIT -------------------------------------------------------------------------
+
+// Flat 4 GiB segments (WHPX attribute layout): execute/read code and read/write data, with
+// DPL 0 for SYSENTER and DPL 3 for SYSEXIT; both accessed, 32-bit, page granular.
+const FLAT_CODE = 0xc09b;
+const FLAT_DATA = 0xc093;
+const DPL3 = 0x60;
+
+/**
+ * SYSENTER (Pentium Pro): to CPL 0 at IA32_SYSENTER_CS:EIP with SS = CS + 8 and
+ * ESP = IA32_SYSENTER_ESP, flat segments loaded without reading the GDT; clears VM, IF, RF.
+ */
+function sysenter(cpu: Cpu): void {
+  const cs = cpu.msrSysenterCs & 0xfffc;
+  if (!cpu.protectedMode || cs === 0) cpu.raiseFault(VECTOR_GP, 0);
+  cpu.materializeFlags();
+  cpu.flags &= ~(FLAG_VM | FLAG_IF | FLAG_RF);
+  cpu.cpl = 0;
+  cpu.setSegmentCache(CS, cs, 0, 0xffffffff, FLAT_CODE);
+  cpu.setSegmentCache(SS, (cs + 8) & 0xffff, 0, 0xffffffff, FLAT_DATA);
+  cpu.regs[ESP] = cpu.msrSysenterEsp;
+  cpu.eip = cpu.msrSysenterEip;
+  cpu.updateModeCaches();
+  cpu.noteFlagsChanged();
+}
+
+/** SYSEXIT: from CPL 0 to CPL 3 at (SYSENTER_CS + 16):EDX with SS = SYSENTER_CS + 24, ESP = ECX. */
+function sysexit(cpu: Cpu): void {
+  const cs = cpu.msrSysenterCs & 0xfffc;
+  if (!cpu.protectedMode || cs === 0 || cpu.cpl !== 0 || cpu.v86Mode) cpu.raiseFault(VECTOR_GP, 0);
+  cpu.cpl = 3;
+  cpu.setSegmentCache(CS, ((cs + 16) | 3) & 0xffff, 0, 0xffffffff, FLAT_CODE | DPL3);
+  cpu.setSegmentCache(SS, ((cs + 24) | 3) & 0xffff, 0, 0xffffffff, FLAT_DATA | DPL3);
+  cpu.regs[ESP] = cpu.regs[ECX]!;
+  cpu.eip = cpu.regs[EDX]!;
+  cpu.updateModeCaches();
+}
+
+/**
+ * Feature bits (leaf 1 EDX) of what this interpreter implements: DE, PSE, TSC, MSR, PAE,
+ * CX8, SEP, PGE, CMOV. Bit 0 (FPU) is clear: there is no x87.
+ */
+export const CPUID_FEATURES_EDX = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15);
+/** Leaf 0x80000001 EDX: NX (execute-disable pages with PAE and EFER.NXE). */
+export const CPUID_EXTENDED_FEATURES_EDX = 1 << 20;
 
 function cpuid(cpu: Cpu): void {
   const leaf = cpu.regs[EAX]! >>> 0;
@@ -472,6 +555,10 @@ export function defaultCpuid(leaf: number): Int32Array {
   } else if (leaf === 1) {
     r[0] = 0x0619;
     r[3] = CPUID_FEATURES_EDX;
+  } else if (leaf === 0x80000000) {
+    r[0] = 0x80000001 | 0; // highest extended leaf
+  } else if (leaf === 0x80000001) {
+    r[3] = CPUID_EXTENDED_FEATURES_EDX;
   }
   return r;
 }
@@ -512,5 +599,9 @@ export function installSystem(table: TableBuilder): void {
     table.set(TWO_BYTE | 0x32, rdmsr);
     table.set(TWO_BYTE | 0xa2, cpuid);
   }
-  if (level >= 6) table.set(TWO_BYTE | 0x1f, nopEv);
+  if (level >= 6) {
+    table.set(TWO_BYTE | 0x1f, nopEv);
+    table.set(TWO_BYTE | 0x34, sysenter);
+    table.set(TWO_BYTE | 0x35, sysexit);
+  }
 }
