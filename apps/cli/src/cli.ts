@@ -89,6 +89,7 @@ interface RunOptions {
   debugcon: string;
   gdb?: GdbEndpoint;
   waitGdb?: boolean;
+  reboot: boolean;
 }
 
 function readImage(path: string, what: string): Uint8Array {
@@ -134,6 +135,7 @@ async function runCommand(imagePath: string | undefined, options: RunOptions, io
       load,
       cpuCount: options.smp,
       waitForDebugger: options.waitGdb === true,
+      noReboot: !options.reboot,
     });
     await serial.connect(machine.devices.uart, {
       quit: () => machine.quit(),
@@ -192,6 +194,7 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option("--debugcon <target>", "the debug console (ports 0xE9 and 0x402): stdio, file:PATH or none", "none")
     .addOption(new Option("--clock <mode>", "virtual: machine time follows executed instructions (same output every run); realtime: the host's clock").choices(["virtual", "realtime"]).default("virtual"))
     .option("--clock-rate <mips>", "virtual clock speed: guest instructions per microsecond", parsePositiveNumber("--clock-rate"), 100)
+    .option("--no-reboot", "end the run when the guest triple-faults or resets the machine, instead of resetting it (as qemu -no-reboot)")
     .option("--smp <count>", `virtual processors (1-${MAX_CPUS}); all start at the image's entry point`, parsePositiveInteger("--smp"), 1)
     .option("--gdb <[host:]port>", "serve the GDB remote protocol on this TCP port (host 127.0.0.1 unless named; port 0 picks a free one)", parseGdbOption)
     .option("--wait-gdb", "hold the guest before its first instruction until gdb attaches and continues")

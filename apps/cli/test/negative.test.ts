@@ -95,7 +95,7 @@ describe("vmmkit run refuses bad input clearly", () => {
       // 0x10: IDT pointer: limit 0, base 0
       0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     ]);
-    const result = await vmmkit("run", "--load-address", "0x200000", "--entry-mode", "32", temporaryFile("triple.bin", code));
+    const result = await vmmkit("run", "--no-reboot", "--load-address", "0x200000", "--entry-mode", "32", temporaryFile("triple.bin", code));
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/^vmmkit: the guest triple-faulted \(shutdown\) at 0x8:0x20000[0-9a-f]\n$/);
   });

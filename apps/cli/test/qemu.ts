@@ -9,11 +9,12 @@ export interface QemuResult {
 }
 
 /** A multiboot kernel with COM1 on stdout and isa-debug-exit at 0xF4, as `vmmkit run` has them. */
-export function runUnderQemu(kernel: string, memoryMiB = 64): QemuResult {
+export function runUnderQemu(kernel: string, options: { memoryMiB?: number; reboot?: boolean } = {}): QemuResult {
   const result = spawnSync(
     "qemu-system-i386",
     [
-      ...["-M", "pc", "-m", String(memoryMiB), "-display", "none", "-serial", "stdio", "-monitor", "none", "-nic", "none", "-no-reboot"],
+      ...["-M", "pc", "-m", String(options.memoryMiB ?? 64), "-display", "none", "-serial", "stdio", "-monitor", "none", "-nic", "none"],
+      ...(options.reboot === true ? [] : ["-no-reboot"]),
       ...["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", kernel],
     ],
     { encoding: "utf8", timeout: 60_000 },

@@ -13,8 +13,9 @@ import type {
   WhvRegisterName,
   WhvRegisterValues,
   WhvVpExitContext,
+  WhvX64SegmentRegister,
 } from "./types.js";
-import { readRegister, writeRegister } from "./register-access.js";
+import { ProcessorState, readRegister, writeRegister } from "./register-access.js";
 
 export interface WhvEmulatorIoAccessInfo {
   direction: "in" | "out";
@@ -77,7 +78,12 @@ const STATE_REGISTERS = [
   "x64Gdtr", "x64Idtr", "x64Rip", "x64Rflags",
 ] as const;
 
+/** Always written back; segment registers only when the instruction changed them. */
 const RESULT_REGISTERS = ["x64Rax", "x64Rcx", "x64Rdx", "x64Rbx", "x64Rsp", "x64Rbp", "x64Rsi", "x64Rdi", "x64Rip", "x64Rflags"] as const;
+const SEGMENT_REGISTERS = ["x64Es", "x64Cs", "x64Ss", "x64Ds", "x64Fs", "x64Gs"] as const;
+
+const FLAG_TF = 0x100;
+const SINGLE_STEP = { breakpoint0: false, breakpoint1: false, breakpoint2: false, breakpoint3: false, singleStep: true } as const;
 
 class CallbackFailure {
   constructor(readonly which: keyof WhvEmulatorStatus) {}
@@ -86,6 +92,7 @@ class CallbackFailure {
 class Emulator<C> implements CpuBus {
   readonly handle = Object.freeze({}) as WhvEmulatorHandle;
   readonly scratch = new Cpu({ bus: this });
+  readonly state = new ProcessorState(this.scratch);
   context: C | undefined;
   private readonly ioInfo: WhvEmulatorIoAccessInfo = { direction: "in", port: 0, accessSize: 1, data: 0 };
 
@@ -157,17 +164,21 @@ export class WhvEmulatorApi {
         const size = access.accessInfo.accessSize;
         const mask = size === 4 ? 0xffffffffn : BigInt((1 << (8 * size)) - 1);
         const rip = vpContext.rip + BigInt(vpContext.instructionLength);
+        // Under TF the completed instruction owes the guest a single-step trap.
+        const trap = (vpContext.rflags & BigInt(FLAG_TF)) !== 0n;
         if (access.accessInfo.isWrite) {
           emulator.port("out", access.portNumber, Number(access.rax & mask), size);
-          emulator.call("setVirtualProcessorRegistersCallbackFailed", () =>
-            emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rip"] as const, [rip]),
-          );
+          emulator.call("setVirtualProcessorRegistersCallbackFailed", () => {
+            if (trap) emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rip", "x64PendingDebugException"] as const, [rip, SINGLE_STEP]);
+            else emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rip"] as const, [rip]);
+          });
         } else {
           const value = BigInt(emulator.port("in", access.portNumber, 0, size));
           const rax = size === 4 ? value : (access.rax & ~mask) | value;
-          emulator.call("setVirtualProcessorRegistersCallbackFailed", () =>
-            emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rax", "x64Rip"] as const, [rax, rip]),
-          );
+          emulator.call("setVirtualProcessorRegistersCallbackFailed", () => {
+            if (trap) emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rax", "x64Rip", "x64PendingDebugException"] as const, [rax, rip, SINGLE_STEP]);
+            else emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rax", "x64Rip"] as const, [rax, rip]);
+          });
         }
         return status({ emulationSuccessful: true });
       } catch (failure) {
@@ -186,24 +197,57 @@ export class WhvEmulatorApi {
 
   private emulateOne<C>(emulator: Emulator<C>, context: C): WhvEmulatorStatus {
     const cpu = emulator.scratch;
+    const state = emulator.state;
     try {
-      let values: unknown[] = [];
+      let values: readonly unknown[] = [];
       emulator.call("getVirtualProcessorRegistersCallbackFailed", () => {
         values = emulator.callbacks.getVirtualProcessorRegisters(context, STATE_REGISTERS);
       });
       cpu.reset();
       // Control registers first: segment loads and flags depend on the mode.
-      STATE_REGISTERS.forEach((name, i) => writeRegister(cpu, name, values[i] as never));
+      STATE_REGISTERS.forEach((name, i) => writeRegister(state, name, values[i] as never));
+      // Nothing is delivered inside the helper: a fault goes back to the guest as a pending
+      // event, and TF becomes a pending single-step trap after the whole instruction.
+      const flags = cpu.getFlags();
+      const trap = (flags & FLAG_TF) !== 0;
+      if (trap) cpu.setFlags(flags & ~FLAG_TF);
+      cpu.exceptionExitBitmap = -1;
       const start = cpu.eip;
       let exit: number = RunExit.Budget;
       // A REP instruction may give way between chunks of iterations; run it to completion.
       do {
         exit = cpu.run(1);
       } while (exit === RunExit.Budget && cpu.eip === start && cpu.prefixRepeat !== 0 && repeatRemains(cpu));
-      if (exit === RunExit.Unsupported || exit === RunExit.Shutdown) return status({ internalEmulationFailure: true });
-      const results = RESULT_REGISTERS.map((name) => readRegister(cpu, name)) as WhvRegisterValues<typeof RESULT_REGISTERS>;
+      if (exit === RunExit.Unsupported || exit === RunExit.Shutdown || exit === RunExit.Intercept) return status({ internalEmulationFailure: true });
+      const names: WhvRegisterName[] = [...RESULT_REGISTERS];
+      const results: unknown[] = RESULT_REGISTERS.map((name) => readRegister(state, name));
+      if (trap) results[RESULT_REGISTERS.indexOf("x64Rflags")] = (results[RESULT_REGISTERS.indexOf("x64Rflags")] as bigint) | BigInt(FLAG_TF);
+      for (const name of SEGMENT_REGISTERS) {
+        const before = values[STATE_REGISTERS.indexOf(name)] as WhvX64SegmentRegister;
+        const after = readRegister(state, name) as WhvX64SegmentRegister;
+        if (after.selector !== before.selector || after.base !== before.base || after.limit >>> 0 !== before.limit >>> 0 || after.attributes !== before.attributes) {
+          names.push(name);
+          results.push(after);
+        }
+      }
+      if (exit === RunExit.Exception) {
+        // The instruction faulted (RIP is back at it, finished REP iterations kept): the guest gets the fault.
+        const vector = cpu.exitVector;
+        names.push("pendingEvent");
+        results.push({
+          eventPending: true,
+          eventType: "exception",
+          vector,
+          deliverErrorCode: cpu.exitErrorCode >= 0,
+          errorCode: Math.max(0, cpu.exitErrorCode),
+          exceptionParameter: vector === 14 ? BigInt(cpu.cr2 >>> 0) : 0n,
+        });
+      } else if (trap) {
+        names.push("x64PendingDebugException");
+        results.push(SINGLE_STEP);
+      }
       emulator.call("setVirtualProcessorRegistersCallbackFailed", () =>
-        emulator.callbacks.setVirtualProcessorRegisters(context, RESULT_REGISTERS, results),
+        emulator.callbacks.setVirtualProcessorRegisters(context, names, results as WhvRegisterValues<WhvRegisterName[]>),
       );
       return status({ emulationSuccessful: true });
     } catch (failure) {

@@ -16,7 +16,13 @@ export {
   exceptionBitmap,
 } from "./types.js";
 export type {
+  WhvCapabilityMap,
   WhvCpuidResult,
+  WhvInternalActivity,
+  WhvSimFeatures,
+  WhvX64CpuidAccessContext,
+  WhvX64PendingDebugException,
+  WhvX64PendingEvent,
   WhvEmulatorHandle,
   WhvExtendedVmExits,
   WhvIoPortAccessContext,

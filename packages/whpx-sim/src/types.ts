@@ -33,6 +33,9 @@ export interface WhvPartitionPropertyMap {
   /** Bit n set: exception vector n exits instead of being delivered (needs exceptionExit). */
   exceptionExitBitmap: bigint;
   processorCount: number;
+  /** Set-up time only; stored for the VMM (CPUID does not follow it yet). */
+  processorFeatures: bigint;
+  /** Leaves whose CPUID exits `x64Cpuid` while `extendedVmExits.x64CpuidExit` is on. */
   cpuidExitList: readonly number[];
   cpuidResultList: readonly WhvCpuidResult[];
 }
@@ -44,6 +47,7 @@ export const WhvPartitionPropertyCodes: Record<WhvPartitionPropertyCode, number>
   extendedVmExits: 0x1,
   exceptionExitBitmap: 0x2,
   processorCount: 0x1fff,
+  processorFeatures: 0x1001,
   cpuidExitList: 0x1003,
   cpuidResultList: 0x1004,
 };
@@ -118,15 +122,26 @@ export const WhvRegisterName = {
   x64Dr3: 0x24,
   x64Dr6: 0x25,
   x64Dr7: 0x26,
+  x64Xcr0: 0x27,
   x64Tsc: 0x2000,
   x64Efer: 0x2001,
+  x64KernelGsBase: 0x2002,
   x64ApicBase: 0x2003,
+  x64Pat: 0x2004,
   x64SysenterCs: 0x2005,
   x64SysenterEip: 0x2006,
   x64SysenterEsp: 0x2007,
+  x64Star: 0x2008,
+  x64Lstar: 0x2009,
+  x64Cstar: 0x200a,
+  x64Sfmask: 0x200b,
+  x64TscAux: 0x207b,
   pendingInterruption: 0x80000000,
   interruptState: 0x80000001,
+  pendingEvent: 0x80000002,
   x64DeliverabilityNotifications: 0x80000004,
+  internalActivityState: 0x80000005,
+  x64PendingDebugException: 0x80000006,
 } as const;
 export type WhvRegisterName = keyof typeof WhvRegisterName;
 
@@ -159,6 +174,28 @@ export interface WhvX64PendingInterruption {
   errorCode: number;
 }
 
+/** WHvRegisterPendingEvent: an exception (with CR2 for #PF in exceptionParameter) or an external interrupt. */
+export type WhvX64PendingEvent =
+  | { eventPending: false }
+  | { eventPending: true; eventType: "exception"; vector: number; deliverErrorCode: boolean; errorCode: number; exceptionParameter: bigint }
+  | { eventPending: true; eventType: "extInt"; vector: number };
+
+export interface WhvInternalActivity {
+  startupSuspend: boolean;
+  /** HLT executed; cleared when an interrupt or event is delivered. */
+  haltSuspend: boolean;
+  idleSuspend: boolean;
+}
+
+/** Debug traps recorded for the guest (DR6 B0-B3 and BS): delivered as #DB by the next run unless cleared. */
+export interface WhvX64PendingDebugException {
+  breakpoint0: boolean;
+  breakpoint1: boolean;
+  breakpoint2: boolean;
+  breakpoint3: boolean;
+  singleStep: boolean;
+}
+
 export interface WhvX64DeliverabilityNotifications {
   nmiNotification: boolean;
   interruptNotification: boolean;
@@ -167,14 +204,23 @@ export interface WhvX64DeliverabilityNotifications {
 
 type SegmentName = "x64Es" | "x64Cs" | "x64Ss" | "x64Ds" | "x64Fs" | "x64Gs" | "x64Ldtr" | "x64Tr";
 type TableName = "x64Idtr" | "x64Gdtr";
-type EventName = "pendingInterruption" | "interruptState" | "x64DeliverabilityNotifications";
+type EventName =
+  | "pendingInterruption"
+  | "interruptState"
+  | "pendingEvent"
+  | "x64DeliverabilityNotifications"
+  | "internalActivityState"
+  | "x64PendingDebugException";
 
 export type WhvRegisterValueMap = { [K in Exclude<WhvRegisterName, SegmentName | TableName | EventName>]: bigint } & {
   [K in SegmentName]: WhvX64SegmentRegister;
 } & { [K in TableName]: WhvX64TableRegister } & {
   interruptState: WhvX64InterruptState;
   pendingInterruption: WhvX64PendingInterruption;
+  pendingEvent: WhvX64PendingEvent;
   x64DeliverabilityNotifications: WhvX64DeliverabilityNotifications;
+  internalActivityState: WhvInternalActivity;
+  x64PendingDebugException: WhvX64PendingDebugException;
 };
 
 export type WhvRegisterValue = WhvRegisterValueMap[WhvRegisterName];
@@ -230,8 +276,22 @@ export interface WhvVpExceptionContext extends WithInstruction {
   exceptionInfo: { errorCodeValid: boolean; softwareException: boolean };
   exceptionType: WhvExceptionType;
   errorCode: number;
-  /** CR2 for #PF, DR6 for #DB. */
+  /** CR2 for #PF; for #DB the DR6-style cause bits (B0-B3, BS 0x4000). */
   exceptionParameter: bigint;
+  /** Shim extension: set on the exit that ends a host single-step (run option `singleStep`). */
+  sim?: { hostSingleStep: true };
+}
+
+export interface WhvX64CpuidAccessContext {
+  rax: bigint;
+  rcx: bigint;
+  rdx: bigint;
+  rbx: bigint;
+  /** What the processor (with cpuidResultList applied) would return. */
+  defaultResultRax: bigint;
+  defaultResultRcx: bigint;
+  defaultResultRdx: bigint;
+  defaultResultRbx: bigint;
 }
 
 type Exit<R extends string, X = object> = { exitReason: R; vpContext: WhvVpExitContext } & X;
@@ -244,15 +304,40 @@ export type WhvRunVpExitContext =
   | Exit<"x64Halt">
   | Exit<"unsupportedFeature", { unsupportedFeature: { featureCode: "intercept" | "taskSwitchTss"; featureParameter: bigint; description: string } }>
   | Exit<"x64InterruptWindow", { interruptWindow: { deliverableType: "interrupt" | "nmi" | "exception" } }>
+  | Exit<"x64Cpuid", { cpuidAccess: WhvX64CpuidAccessContext }>
   | Exit<"exception", { vpException: WhvVpExceptionContext }>
   | Exit<"canceled", { cancelReason: "user" | "instructionBudget" }>;
 
 export type WhvRunVpExitReason = WhvRunVpExitContext["exitReason"];
 
-/** Shim extensions to a run (WHPX has no such options). */
+/** Shim extensions to a run (WHPX has no such options); see `getCapability("simFeatures")`. */
 export interface WhvSimRunOptions {
   /** Stop after this many instructions with a canceled / instructionBudget exit. */
   readonly maxInstructions?: number;
+  /**
+   * Host single-step, invisible to the guest: retire one instruction (one iteration of a REP
+   * string instruction) or deliver one event, then return an `exception` exit
+   * (debugTrapOrFault, `sim.hostSingleStep`) whatever the exception bitmap.
+   */
+  readonly singleStep?: boolean;
+  /** With `singleStep`: hold external interrupts (default true); they stay pending, not lost. */
+  readonly suppressInterrupts?: boolean;
+}
+
+/** Shim capabilities a VMM can check before relying on the extensions. */
+export interface WhvSimFeatures {
+  readonly hostSingleStep: boolean;
+  readonly stickyCancel: boolean;
+  readonly instructionBudget: boolean;
+  readonly pendingEventExceptions: boolean;
+  readonly exclusiveRun: boolean;
+}
+
+export interface WhvCapabilityMap {
+  hypervisorPresent: boolean;
+  extendedVmExits: Required<WhvExtendedVmExits>;
+  exceptionExitBitmap: bigint;
+  simFeatures: WhvSimFeatures;
 }
 
 /** Shim extension: counters of a virtual processor. */

@@ -17,6 +17,7 @@ import {
   type WhvRegisterName,
   type WhvRegisterValues,
   type WhvRunVpExitContext,
+  type WhvSimRunOptions,
   type WhvX64SegmentRegister,
 } from "@vmmkit/whpx-sim";
 
@@ -40,7 +41,7 @@ export interface Guest {
   readonly ram: Uint8Array;
   /** Copies `code` to CODE and points CS:IP (real mode, CS = 0) at it. */
   load(code: readonly number[]): void;
-  run(options?: { maxInstructions?: number }): Promise<WhvRunVpExitContext>;
+  run(options?: WhvSimRunOptions): Promise<WhvRunVpExitContext>;
   get<const N extends readonly WhvRegisterName[]>(names: N): WhvRegisterValues<N>;
   set<const N extends readonly WhvRegisterName[]>(names: N, values: WhvRegisterValues<N>): void;
   retired(): number;

@@ -65,6 +65,34 @@ describe("partition properties", () => {
     expect(platform.getPartitionProperty(partition, "processorCount")).toBe(2);
   });
 
+  it("takes processorFeatures before setup only (invalidArg after), keeping the old value", () => {
+    const platform = new WhvPlatform();
+    const partition = platform.createPartition();
+    expect(platform.getPartitionProperty(partition, "processorFeatures")).toBe(0n);
+    platform.setPartitionProperty(partition, "processorFeatures", 0x5n);
+    expectWhvError(() => platform.setPartitionProperty(partition, "processorFeatures", -1n), "invalidArg", E_INVALIDARG);
+    platform.setupPartition(partition);
+    expectWhvError(() => platform.setPartitionProperty(partition, "processorFeatures", 0x7n), "invalidArg", E_INVALIDARG);
+    expect(platform.getPartitionProperty(partition, "processorFeatures")).toBe(0x5n);
+  });
+
+  it("refuses an exception bitmap naming vectors WHPX cannot intercept (2, 9, 0xF, above 0x13)", () => {
+    const platform = new WhvPlatform();
+    const partition = platform.createPartition();
+    for (const vector of [2n, 9n, 15n, 20n, 31n]) {
+      expectWhvError(() => platform.setPartitionProperty(partition, "exceptionExitBitmap", 1n << vector), "invalidArg", E_INVALIDARG);
+    }
+    expect(platform.getPartitionProperty(partition, "exceptionExitBitmap")).toBe(0n);
+  });
+
+  it("refuses x64MsrExit, which this platform cannot honour yet, as its capability says", () => {
+    const platform = new WhvPlatform();
+    const partition = platform.createPartition();
+    expect(platform.getCapability("extendedVmExits").x64MsrExit).toBe(false);
+    expectWhvError(() => platform.setPartitionProperty(partition, "extendedVmExits", { x64MsrExit: true }), "invalidArg", E_INVALIDARG);
+    expect(platform.getPartitionProperty(partition, "extendedVmExits")).toEqual({});
+  });
+
   it.each([0, 65, 1.5, Number.NaN])("refuses processorCount %s", (count) => {
     const platform = new WhvPlatform();
     const partition = platform.createPartition();
@@ -73,7 +101,7 @@ describe("partition properties", () => {
   });
 
   // "toString" and "constructor" are inherited by every object: they must not pass for properties.
-  it.each(["processorFeatures", "toString", "constructor", "__proto__"])("fails unknown property %s with unknownProperty", (code) => {
+  it.each(["localApicEmulationMode", "toString", "constructor", "__proto__"])("fails unknown property %s with unknownProperty", (code) => {
     const platform = new WhvPlatform();
     const partition = platform.createPartition();
     const unknown = code as WhvPartitionPropertyCode;

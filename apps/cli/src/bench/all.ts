@@ -6,3 +6,4 @@ import "./dbgf.js";
 import "./gdb.js";
 import "./iom.js";
 import "./pgm.js";
+import "./whpx.js";

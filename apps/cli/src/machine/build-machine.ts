@@ -47,6 +47,8 @@ export interface MachineOptions {
   readonly load: (memory: PhysicalMemory) => LoadedImage;
   /** Virtual processors (default 1); every one starts in the image's entry state. */
   readonly cpuCount?: number;
+  /** A triple fault or a guest reset ends the run (QEMU's -no-reboot) instead of resetting the machine. */
+  readonly noReboot?: boolean;
   /** Hold every vCPU before its first instruction until a debugger attaches and resumes. */
   readonly waitForDebugger?: boolean;
 }
@@ -77,6 +79,8 @@ export interface Machine {
 }
 
 export const MAX_CPUS = 16;
+
+const NO_PENDING_DEBUG = { breakpoint0: false, breakpoint1: false, breakpoint2: false, breakpoint3: false, singleStep: false } as const;
 /** Longest run of the boot processor between timer checks with the realtime clock. */
 const REALTIME_SLICE_INSTRUCTIONS = 20_000;
 
@@ -135,7 +139,9 @@ export function buildMachine(options: MachineOptions): Machine {
       outcome ??= { status, reason: "debug-exit" };
     },
     onReset: () => {
-      outcome ??= { status: 0, reason: "reset", message: "the guest reset the machine; vmmkit run ends there (as qemu -no-reboot does)" };
+      // Called inside the port write: the reset happens once the instruction completed.
+      if (options.noReboot === true) outcome ??= { status: 0, reason: "reset", message: "the guest reset the machine (--no-reboot)" };
+      else resetRequested = true;
     },
     onInterruptRequest: () => vm.wake(0),
   });
@@ -165,11 +171,14 @@ export function buildMachine(options: MachineOptions): Machine {
 
   // ---- the VM and its execution loop ---------------------------------------------------
   let instructionBudget = Number.POSITIVE_INFINITY;
-  const retired = (vcpu: number): number => platform.getVirtualProcessorCounters(partition, vcpu).instructionsRetired;
+  // Instructions since power-on: a reset re-creates the processors, whose counts start again.
+  const retiredBeforeReset = new Float64Array(cpuCount);
+  const retired = (vcpu: number): number => platform.getVirtualProcessorCounters(partition, vcpu).instructionsRetired + retiredBeforeReset[vcpu]!;
+  let resetRequested = false;
   const engine: ExecutionEngine<WhvRunVpExitContext> = {
     runVcpu: async (vcpu) => {
       await debug.beforeRun(vcpu);
-      let limit = Math.min(Math.max(0, instructionBudget - retired(vcpu)), debug.runLimit(vcpu));
+      let limit = Math.max(0, instructionBudget - retired(vcpu));
       let kick: ReturnType<typeof setTimeout> | undefined;
       if (vcpu === 0) {
         // Timers that are due fire now; their interrupt goes in before the guest runs on.
@@ -185,7 +194,7 @@ export function buildMachine(options: MachineOptions): Machine {
       }
       debug.enterRun(vcpu);
       try {
-        return await platform.runVirtualProcessor(partition, vcpu, { maxInstructions: limit });
+        return await platform.runVirtualProcessor(partition, vcpu, { maxInstructions: limit, singleStep: debug.singleStep(vcpu) });
       } finally {
         debug.leaveRun(vcpu);
         if (kick !== undefined) clearTimeout(kick);
@@ -195,6 +204,11 @@ export function buildMachine(options: MachineOptions): Machine {
   };
 
   const handleExit = async (exit: WhvRunVpExitContext, vcpu: number): Promise<ExitAction> => {
+    if (exit.exitReason === "exception" && exit.vpException.exceptionType === "debugTrapOrFault") {
+      // whpx-sim keeps an intercepted #DB trap pending for the guest; the debugger decides
+      // (DebugControl re-injects a #DB that is the guest's own).
+      platform.setVirtualProcessorRegisters(partition, vcpu, ["x64PendingDebugException"] as const, [NO_PENDING_DEBUG]);
+    }
     const owned = await debug.onExit(exit, vcpu);
     if (owned !== null) return outcome ? "powerOff" : owned;
     // A cancel is sticky: one sent for a run that ended anyway arrives with the next run,
@@ -206,9 +220,13 @@ export function buildMachine(options: MachineOptions): Machine {
       return outcome ? "powerOff" : "resume";
     }
     debug.setIoCpu(vcpu);
-    const action = handleMachineExit(exit, vcpu);
+    let action = handleMachineExit(exit, vcpu);
     // A port-I/O breakpoint on the access that ended the guest still stops it first.
     if (action === "powerOff" && !debug.hasBreakpointHit(vcpu)) return action;
+    if (resetRequested && action !== "powerOff") {
+      resetRequested = false;
+      action = "reset";
+    }
     await debug.afterExit(vcpu);
     return outcome ? "powerOff" : action;
   };
@@ -247,6 +265,7 @@ export function buildMachine(options: MachineOptions): Machine {
         }
         return "resume";
       case "unrecoverableException":
+        if (options.noReboot !== true) return "tripleFault"; // the VM resets the machine (resetMachine)
         outcome ??= { status: 1, reason: "triple-fault", message: `the guest triple-faulted (shutdown) at ${exitLocation(exit)}` };
         return "powerOff";
       case "unsupportedFeature":
@@ -262,7 +281,38 @@ export function buildMachine(options: MachineOptions): Machine {
     }
   };
 
-  const vm = new Vm<WhvRunVpExitContext>({ name: "vmmkit", cpuCount, engine, handleExit });
+  /**
+   * A machine reset (triple fault, port 0x92, the 8042), as QEMU does it for -kernel: the
+   * processors start again in the image's entry state, the image is loaded again (the rest
+   * of RAM keeps its contents, as on a real PC), and the devices are reset. Armed int3
+   * breakpoints are taken out around the reload and put back into the fresh code.
+   */
+  const resetMachine = (): void => {
+    const dbg = debug.debugger;
+    const int3s: number[] = [];
+    dbg.enumerate((handle, info) => {
+      if (info.type === "int3" && info.enabled) int3s.push(handle);
+    });
+    for (const handle of int3s) dbg.disable(handle);
+    options.load(memory);
+    for (const handle of int3s) dbg.enable(handle);
+    for (let vcpu = 0; vcpu < cpuCount; vcpu++) {
+      retiredBeforeReset[vcpu] = retired(vcpu);
+      platform.deleteVirtualProcessor(partition, vcpu);
+      platform.createVirtualProcessor(partition, vcpu);
+      applyEntryState(platform, partition, vcpu, image.entry);
+    }
+    debug.processorsRecreated();
+    devices.reset();
+  };
+
+  const vm = new Vm<WhvRunVpExitContext>({
+    name: "vmmkit",
+    cpuCount,
+    engine,
+    handleExit,
+    subsystems: [{ name: "pc", reset: resetMachine }],
+  });
 
   /** Realtime clock, boot processor halted: wake it when the next timer is due, to the tick. */
   const wakeAtNextEvent = (): void => {

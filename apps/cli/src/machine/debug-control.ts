@@ -75,6 +75,7 @@ const SEGMENT_REGISTERS: Partial<Record<GdbRegisterName, "x64Cs" | "x64Ss" | "x6
 
 export class DebugControl implements GdbTarget {
   readonly debugger: Debugger;
+  private readonly debuggerHost: DebuggerHost;
   readonly cpuCount: number;
   readonly monitorHelp: readonly string[];
 
@@ -115,7 +116,8 @@ export class DebugControl implements GdbTarget {
     this.breakpointHit = new Int32Array(parts.cpuCount).fill(-1);
     this.stepOver = new Array<{ physical: number; original: number } | null>(parts.cpuCount).fill(null);
     this.waiters = new Array<(() => void) | null>(parts.cpuCount).fill(null);
-    this.debugger = new Debugger(this.host(), {});
+    this.debuggerHost = this.host();
+    this.debugger = new Debugger(this.debuggerHost, {});
     parts.platform.setPartitionProperty(parts.partition, "extendedVmExits", { exceptionExit: true });
   }
 
@@ -150,9 +152,13 @@ export class DebugControl implements GdbTarget {
     if (this.inRun.every((flag) => flag === 0)) this.updateExceptionBitmap();
   }
 
-  /** The instruction budget of the next run of `vcpu`: 1 while it single-steps. */
-  runLimit(vcpu: number): number {
-    return this.stepping[vcpu] !== 0 || this.stepOver[vcpu] !== null ? 1 : Number.POSITIVE_INFINITY;
+  /**
+   * Whether the next run of `vcpu` is a host single-step (a debugger step, or one
+   * instruction from a breakpoint's original bytes): whpx-sim's `singleStep` retires one
+   * instruction with interrupts held and without a trap flag the guest could see.
+   */
+  singleStep(vcpu: number): boolean {
+    return this.stepping[vcpu] !== 0 || this.stepOver[vcpu] !== null;
   }
 
   isStepping(vcpu: number): boolean {
@@ -222,6 +228,12 @@ export class DebugControl implements GdbTarget {
       this.stepping[vcpu] = 0;
       await this.stopMachine({ reason: "step", cpu: vcpu }, vcpu);
     }
+  }
+
+  /** A machine reset re-created the processors: load dbgf's debug registers into the new ones. */
+  processorsRecreated(): void {
+    if (!this.debugger.isHwArmed()) return;
+    for (let cpu = 0; cpu < this.cpuCount; cpu++) this.debuggerHost.reloadDebugRegisters(cpu);
   }
 
   /** A breakpoint fired during the exit just handled (a port-I/O one) and is not reported yet. */
@@ -373,6 +385,15 @@ export class DebugControl implements GdbTarget {
   }
 
   private async onDebugException(exit: WhvRunVpExitContext & { exitReason: "exception" }, vcpu: number): Promise<"resume"> {
+    if (exit.vpException.sim?.hostSingleStep === true) {
+      // The end of a host single-step: a debugger step is reported, a step-over is silent.
+      if (this.stepping[vcpu] !== 0) {
+        this.stepping[vcpu] = 0;
+        this.debugger.setStepping(vcpu, false);
+        await this.stopMachine({ reason: "step", cpu: vcpu }, vcpu);
+      }
+      return "resume";
+    }
     const dr6 = Number(exit.vpException.exceptionParameter);
     const result = this.debugger.onDebugTrap(vcpu, dr6);
     if (result.kind === "dbgf") {
@@ -408,8 +429,9 @@ export class DebugControl implements GdbTarget {
       const before = platform.getVirtualProcessorCounters(partition, vcpu).instructionsRetired;
       // A stale (sticky) cancel may end the first try before the INT3 executes.
       for (let attempt = 0; attempt < 2 && platform.getVirtualProcessorCounters(partition, vcpu).instructionsRetired === before; attempt++) {
-        const exit = await platform.runVirtualProcessor(partition, vcpu, { maxInstructions: 1 });
-        if (exit.exitReason !== "canceled") throw new Error(`delivering the guest's INT3 ended with a ${exit.exitReason} exit`);
+        const exit = await platform.runVirtualProcessor(partition, vcpu, { singleStep: true });
+        const stepped = exit.exitReason === "exception" && exit.vpException.sim?.hostSingleStep === true;
+        if (!stepped && exit.exitReason !== "canceled") throw new Error(`delivering the guest's INT3 ended with a ${exit.exitReason} exit`);
       }
     } finally {
       platform.setPartitionProperty(partition, "exceptionExitBitmap", BigInt(bitmap));

@@ -39,7 +39,7 @@ export interface PcPlatformOptions {
   readonly clock: ClockMode;
   /** Virtual clock: nanoseconds of machine time per retired instruction. */
   readonly nanosecondsPerInstruction: number;
-  /** Instructions the boot processor has retired. */
+  /** Instructions the boot processor has retired (since power-on, across resets). */
   readonly retired: () => number;
   readonly onDebugExit: (status: number) => void;
   /** Port 0x92 bit 0 or the 8042's pulse: the guest wants a processor reset. */
@@ -55,6 +55,8 @@ export class PcPlatform {
   readonly pit: Pit8254;
   readonly rtc: CmosRtc;
   readonly uart: Uart16550;
+  private readonly port92: Port92;
+  private readonly kbc: Kbc8042;
   /** Machine time skipped while the guest waited in HLT (virtual clock only). */
   private skippedNanoseconds = 0;
   private readonly startedAt = performance.now();
@@ -66,8 +68,8 @@ export class PcPlatform {
     this.pit = new Pit8254({ clock, irq: this.pic.irqLine(0) });
     this.rtc = new CmosRtc({ clock, irq: this.pic.irqLine(RTC_IRQ), memoryBytes: options.memoryBytes });
     this.uart = new Uart16550(options.serial, { clock, irq: this.pic.irqLine(COM1_IRQ), port: COM1_PORT, name: "com1" });
-    const port92 = new Port92({ onReset: options.onReset });
-    const kbc = new Kbc8042({ onReset: options.onReset });
+    const port92 = (this.port92 = new Port92({ onReset: options.onReset }));
+    const kbc = (this.kbc = new Kbc8042({ onReset: options.onReset }));
     for (const range of [...this.pic.portRanges(), ...this.pit.portRanges(), ...this.rtc.portRanges(), ...this.uart.portRanges(), ...port92.portRanges(), ...kbc.portRanges()]) {
       ports.register(range);
     }
@@ -81,6 +83,19 @@ export class PcPlatform {
   now(): number {
     if (this.options.clock === "realtime") return Math.floor((performance.now() - this.startedAt) * 1e6);
     return this.options.retired() * this.options.nanosecondsPerInstruction + this.skippedNanoseconds;
+  }
+
+  /**
+   * A machine reset: the devices go to their reset state (the RTC keeps time, date and its
+   * battery-backed RAM); machine time goes on.
+   */
+  reset(): void {
+    this.pic.reset();
+    this.pit.reset();
+    this.rtc.reset();
+    this.uart.reset();
+    this.port92.reset();
+    this.kbc.reset();
   }
 
   /** Brings the devices up to the present: timers that are due fire (and raise their IRQs). */
