@@ -369,3 +369,26 @@ describe("32-bit MUL, IMUL, DIV, IDIV", () => {
     expect(divide(false, 0xfffffffe, 0xffffffff, 0xffffffff)).toMatchObject({ eax: 0xffffffff, edx: 0xfffffffe });
   });
 });
+
+describe("XADD", () => {
+  // SDM: TEMP ← SRC + DEST; SRC ← DEST; DEST ← TEMP. With one register as both operands the
+  // last write wins, so the register holds the sum (found by the QEMU differential test).
+  it("exchanges and adds, and with the same register twice leaves the sum", () => {
+    run([0x0f, 0xc1, 0xd8], { eax: 5, ebx: 7 }); // xadd eax, ebx
+    expect([machine.cpu.regs[EAX], machine.cpu.regs[EBX]]).toEqual([12, 5]);
+    run([0x0f, 0xc1, 0xc0], { eax: 0x1234 }); // xadd eax, eax
+    expect(machine.cpu.regs[EAX]).toBe(0x2468);
+    run([0x66, 0x0f, 0xc1, 0xdb], { ebx: 0xabcd8001 }); // xadd bx, bx
+    expect(machine.cpu.regs[EBX]! >>> 0).toBe(0xabcd0002);
+    run([0x0f, 0xc0, 0xe4], { eax: 0x4100 }); // xadd ah, ah
+    expect(machine.cpu.regs[EAX]).toBe(0x8200);
+    expect(arithmeticFlags()).toMatchObject({ OF: true, SF: true, CF: false });
+  });
+
+  it("writes a memory destination and the register source", () => {
+    machine.write32(DATA, 40);
+    run([0x0f, 0xc1, 0x05, ...le32(DATA)], { eax: 2 }); // xadd [DATA], eax
+    expect(machine.cpu.regs[EAX]).toBe(40);
+    expect(machine.read32(DATA)).toBe(42);
+  });
+});

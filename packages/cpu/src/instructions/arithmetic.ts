@@ -596,39 +596,44 @@ function cmpxchgEdGd(cpu: Cpu): void {
   cpu.setSubFlags(accumulator, destination, r, 31);
 }
 
+// XADD: source ← old destination, then destination ← sum, so `xadd eax, eax` doubles EAX.
+// A memory destination is written first (a fault then changes nothing).
 function xaddEbGb(cpu: Cpu): void {
-  cpu.fetchModrm();
+  const modrm = cpu.fetchModrm();
   cpu.probeModrmWrite(1);
   const reg = cpu.modrmReg8;
   const a = cpu.readModrm8();
   const b = cpu.regs8[reg]!;
   const r = a + b;
+  if (modrm >= 0xc0) cpu.regs8[reg] = a;
   cpu.writeModrm8(r);
-  cpu.regs8[reg] = a;
+  if (modrm < 0xc0) cpu.regs8[reg] = a;
   cpu.setAddFlags(a, b, r, 7);
 }
 
 function xaddEwGw(cpu: Cpu): void {
-  cpu.fetchModrm();
+  const modrm = cpu.fetchModrm();
   cpu.probeModrmWrite(2);
   const reg = cpu.modrmReg << 1;
   const a = cpu.readModrm16();
   const b = cpu.regs16[reg]!;
   const r = a + b;
+  if (modrm >= 0xc0) cpu.regs16[reg] = a;
   cpu.writeModrm16(r);
-  cpu.regs16[reg] = a;
+  if (modrm < 0xc0) cpu.regs16[reg] = a;
   cpu.setAddFlags(a, b, r, 15);
 }
 
 function xaddEdGd(cpu: Cpu): void {
-  cpu.fetchModrm();
+  const modrm = cpu.fetchModrm();
   cpu.probeModrmWrite(4);
   const reg = cpu.modrmReg;
   const a = cpu.readModrm32();
   const b = cpu.regs[reg]!;
   const r = (a + b) | 0;
+  if (modrm >= 0xc0) cpu.regs[reg] = a;
   cpu.writeModrm32(r);
-  cpu.regs[reg] = a;
+  if (modrm < 0xc0) cpu.regs[reg] = a;
   cpu.setAddFlags(a, b, r, 31);
 }
 
