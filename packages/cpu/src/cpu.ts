@@ -296,6 +296,7 @@ export class Cpu {
   private readonly blockHeat = new Uint16Array(HEAT_MASK + 1);
   /** 1 for physical pages holding compiled code: writes to them take the slow path. */
   private readonly codePages = new Uint8Array(PAGE_COUNT_4G);
+  private blocksCompiledTotal = 0;
   private readonly pageBlocks = new Map<number, CompiledBlock[]>();
   private activeBlock: CompiledBlock | null = null;
   private readonly compilerRuntime: CompilerRuntime;
@@ -927,7 +928,7 @@ export class Cpu {
     if (this.dataBreakpointMask !== 0) this.checkDataBreakpoints(linear, size, true);
     if (((linear & 0xfff) + size) <= 0x1000) {
       const physical = this.translateForAccess(linear, 1);
-      if (this.codePages[physical >>> 12]) this.invalidateCodePage(physical >>> 12);
+      if (this.codePages[physical >>> 12]) this.invalidateCodeBytes(physical, size);
       const entry = this.tlb[linear >>> 12]!;
       if ((entry & this.tlbWriteMask) === TLB_VALID) {
         if (size === 1) this.writeLinear8(linear, value);
@@ -940,9 +941,9 @@ export class Cpu {
     }
     const firstPhysical = this.translateForAccess(linear, 1);
     const secondPhysical = this.translateForAccess(((linear | 0xfff) + 1) | 0, 1);
-    if (this.codePages[firstPhysical >>> 12]) this.invalidateCodePage(firstPhysical >>> 12);
-    if (this.codePages[secondPhysical >>> 12]) this.invalidateCodePage(secondPhysical >>> 12);
     const firstCount = 0x1000 - (linear & 0xfff);
+    if (this.codePages[firstPhysical >>> 12]) this.invalidateCodeBytes(firstPhysical, firstCount);
+    if (this.codePages[secondPhysical >>> 12]) this.invalidateCodeBytes(secondPhysical, size - firstCount);
     for (let i = 0; i < size; i++) {
       const physical = i < firstCount ? firstPhysical + i : secondPhysical + (i - firstCount);
       this.writePhysical(physical, (value >>> (8 * i)) & 0xff, 1);
@@ -2142,6 +2143,7 @@ export class Cpu {
       this,
     );
     if (block === null) return null;
+    this.blocksCompiledTotal++;
     block.epoch = this.codeEpoch;
     this.blockCache[slot] = block;
     const frame = physical >>> 12;
@@ -2154,6 +2156,37 @@ export class Cpu {
       this.flushTlb(true);
     }
     return block;
+  }
+
+  /**
+   * A guest write to `[physical, physical + size)` on a page holding compiled code: only the
+   * blocks compiled from those bytes are dropped, so data that shares a page with code (a
+   * variable after a loop, as real-mode programs have) does not cost a recompilation.
+   */
+  private invalidateCodeBytes(physical: number, size: number): void {
+    const frame = physical >>> 12;
+    const blocks = this.pageBlocks.get(frame);
+    if (!blocks) {
+      this.codePages[frame] = 0;
+      return;
+    }
+    const end = physical + size;
+    let kept = 0;
+    for (let i = 0; i < blocks.length; i++) {
+      const block = blocks[i]!;
+      if (block.bytesStart < end && physical < block.bytesStart + block.bytes.length) {
+        const slot = blockSlot(block.physical);
+        if (this.blockCache[slot] === block) this.blockCache[slot] = null;
+        this.leaveBlock = true; // the running block may be the one just written
+      } else {
+        blocks[kept++] = block;
+      }
+    }
+    blocks.length = kept;
+    if (kept === 0) {
+      this.pageBlocks.delete(frame);
+      this.codePages[frame] = 0;
+    }
   }
 
   private invalidateCodePage(frame: number): void {
@@ -2180,6 +2213,11 @@ export class Cpu {
     for (let frame = first; frame <= last && frame < PAGE_COUNT_4G; frame++) {
       if (this.codePages[frame]) this.invalidateCodePage(frame);
     }
+  }
+
+  /** Regions compiled since the CPU was created, recompilations included (statistics). */
+  get blocksCompiled(): number {
+    return this.blocksCompiledTotal;
   }
 
   /** Number of compiled regions currently cached (for tests and statistics). */

@@ -141,6 +141,12 @@ const instruction: fc.Arbitrary<number[]> = fc.oneof(
   fc.tuple(fc.constantFrom(0, 1, 2, 3, 4, 5, 7), writable, fc.integer({ min: 0, max: 40 })).map(([op, r, count]) => [0xc1, 0xc0 | (op << 3) | r, count]),
   fc.tuple(fc.constantFrom(0, 1, 4, 5, 7), writable).map(([op, r]) => [0xd1, 0xc0 | (op << 3) | r]),
   fc.tuple(fc.constantFrom(0, 1, 4, 5, 7), writable).map(([op, r]) => [0xd3, 0xc0 | (op << 3) | r]),
+  // 8- and 16-bit shifts and rotates, and shifts of memory, by constant counts (compiled inline)
+  fc.tuple(fc.constantFrom(0, 1, 2, 3, 4, 5, 7), byteRegister, fc.integer({ min: 0, max: 40 })).map(([op, r, count]) => [0xc0, 0xc0 | (op << 3) | r, count]),
+  fc.tuple(fc.constantFrom(0, 1, 4, 5, 7), byteRegister).map(([op, r]) => [0xd0, 0xc0 | (op << 3) | r]),
+  fc.tuple(fc.constantFrom(0, 1, 2, 3, 4, 5, 7), writable, fc.integer({ min: 0, max: 40 })).map(([op, r, count]) => [0x66, 0xc1, 0xc0 | (op << 3) | r, count]),
+  fc.tuple(fc.constantFrom(0, 1, 4, 5, 7), writable).map(([op, r]) => [0x66, 0xd1, 0xc0 | (op << 3) | r]),
+  fc.tuple(fc.constantFrom(0, 1, 4, 5, 7), displacement, fc.integer({ min: 1, max: 31 })).map(([op, d, count]) => [0xc1, 0x46 | (op << 3), d, count]),
   fc.tuple(writable, imm32).map(([r, value]) => [0xb8 | r, ...le32(value)]),
   fc.tuple(writable, anyRegister).map(([dst, src]) => [0x89, 0xc0 | (src << 3) | dst]),
   fc.tuple(writable, displacement).map(([r, d]) => [0x8b, 0x46 | (r << 3), d]),
@@ -211,6 +217,18 @@ describe("compiled blocks behave exactly like the interpreter", () => {
     expect(snapshot(compiled)).toEqual(snapshot(interpreted));
     // 0 + 1 + … + 299: proof that every iteration read the freshly written immediate.
     expect(compiled.cpu.regs[2]).toBe((299 * 300) / 2);
+  });
+
+  it("keeps compiled code when the guest writes data that shares the code's page", () => {
+    // A counter two bytes after the loop (the loop's code page): add [counter], eax each pass.
+    const counter = CODE + 0x200;
+    const body = [0x01, 0x05, ...le32(counter), 0x83, 0xc0, 0x01];
+    const [interpreted, compiled] = runBoth(loop(body, 2000), [1, 0, 0, 0, 0, 0, DATA, DATA], new Uint8Array(0x200));
+    expect(snapshot(compiled)).toEqual(snapshot(interpreted));
+    expect(new DataView(compiled.ram.buffer).getUint32(counter, true)).toBe((2000 * 2001) / 2);
+    // Compiled once (or a few times while warming up), not once per write.
+    expect(compiled.cpu.blocksCompiled).toBeGreaterThan(0);
+    expect(compiled.cpu.blocksCompiled).toBeLessThan(5);
   });
 
   it("notices code the host changed between runs, without being told", () => {

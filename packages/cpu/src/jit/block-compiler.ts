@@ -505,12 +505,16 @@ function emitInstruction(g: Generator, instruction: DecodedInstruction): Flow | 
       if (instruction.repeat !== 0) return null;
       emitString(g, instruction, next);
       return NEXT;
-    // ---- shifts through the interpreter's helper ------------------------------------------
+    // ---- shifts: constant counts inline, the rest through the interpreter's helper ------------
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
       const bits = op === 0xc0 || op === 0xd0 || op === 0xd2 ? 8 : size;
       const count = op === 0xd0 || op === 0xd1 ? "1" : op === 0xd2 || op === 0xd3 ? "r8[4]" : String(instruction.immediate & 0xff);
       const value = g.local();
       const address = prepareAddress();
+      if (count !== "r8[4]" && emitConstantShift(g, reg, bits, Number(count) & 31, value, readRm(bits, address), (result) => writeRm(bits, address, result))) {
+        afterWrite();
+        return NEXT;
+      }
       g.emit(`${value} = shift(cpu, ${reg}, ${bits === 32 ? `(${readRm(bits, address)}) >>> 0` : readRm(bits, address)}, ${count}, ${bits});`);
       g.emit(writeRm(bits, address, value));
       g.forgetFlags();
@@ -903,4 +907,58 @@ export function compileRegion(
     bytes,
     epoch: 0,
   };
+}
+
+/**
+ * ROL, ROR, SHL, SHR and SAR by a constant count, inline: the same results and flags as
+ * the interpreter's shiftOperation (80386 and later; the JIT runs only there), without its
+ * generic switch and call. False (nothing emitted) for what it leaves to the helper: RCL,
+ * RCR, a zero count, and 8/16-bit shifts by their width or more.
+ */
+function emitConstantShift(g: Generator, op: number, bits: number, count: number, value: string, read: string, write: (result: string) => string): boolean {
+  if (count === 0 || op === 2 || op === 3) return false;
+  const isShift = op === 4 || op === 5 || op === 6 || op === 7;
+  if (isShift && count >= bits) return false;
+  const sizeBit = bits - 1;
+  const mask = bits === 32 ? -1 : (1 << bits) - 1;
+  const msb = bits === 32 ? 0x80000000 | 0 : 1 << sizeBit;
+  const result = g.local();
+  const carry = g.local();
+  g.emit(`${value} = ${read};`);
+  const masked = (expression: string) => (bits === 32 ? `(${expression}) | 0` : `(${expression}) & ${mask}`);
+  if (op === 0 || op === 1) {
+    const n = count % bits;
+    if (op === 0) {
+      g.emit(`${result} = ${n === 0 ? value : masked(`(${value} << ${n}) | (${value} >>> ${bits - n})`)};`);
+      g.emit(`${carry} = ${result} & 1;`);
+      g.emit(`cpu.materializeFlags(); cpu.flags = (cpu.flags & ~2049) | ${carry} | ((((${result} >>> ${sizeBit}) & 1) !== ${carry}) ? 2048 : 0);`);
+    } else {
+      g.emit(`${result} = ${n === 0 ? value : masked(`(${value} >>> ${n}) | (${value} << ${bits - n})`)};`);
+      g.emit(`${carry} = (${result} >>> ${sizeBit}) & 1;`);
+      g.emit(`cpu.materializeFlags(); cpu.flags = (cpu.flags & ~2049) | ${carry} | ((${carry} !== ((${result} >>> ${sizeBit - 1}) & 1)) ? 2048 : 0);`);
+    }
+    g.emit(write(result));
+    g.forgetFlags();
+    return true;
+  }
+  let overflow: string;
+  if (op === 5) {
+    g.emit(`${carry} = (${value} >>> ${count - 1}) & 1;`);
+    g.emit(`${result} = ${bits === 32 ? `(${value} >>> ${count}) | 0` : `${value} >>> ${count}`};`);
+    overflow = count === 1 ? `((${value} & ${msb}) !== 0)` : `((((${result} << 1) ^ ${result}) & ${msb}) !== 0)`;
+  } else if (op === 7) {
+    const signed = bits === 32 ? `(${value} | 0)` : `((${value} << ${32 - bits}) >> ${32 - bits})`;
+    g.emit(`${carry} = (${signed} >> ${count - 1}) & 1;`);
+    g.emit(`${result} = ${masked(`${signed} >> ${count}`)};`);
+    overflow = "false";
+  } else {
+    g.emit(`${carry} = (${value} >>> ${bits - count}) & 1;`);
+    g.emit(`${result} = ${masked(`${value} << ${count}`)};`);
+    overflow = `(((${result} >>> ${sizeBit}) & 1) !== ${carry})`;
+  }
+  // ZF/SF/PF lazily from the result; CF and OF exact, AF cleared (cpu.setResultFlags).
+  g.emit(`cpu.setResultFlags(${result}, ${sizeBit}); cpu.flags = (cpu.flags & ~2065) | ${carry} | (${overflow} ? 2048 : 0);`);
+  g.emit(write(result));
+  g.forgetFlags();
+  return true;
 }
