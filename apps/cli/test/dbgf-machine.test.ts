@@ -85,4 +85,26 @@ describe("dbgf breakpoints in a running guest", () => {
     expect(seen).toEqual(["before 100 f4 10", "after 100 f4 10"]);
     expect(output()).toContain("result 4660");
   });
+
+  it("on two vCPUs, a resuming owner sees each vCPU pass the breakpoint exactly once per iteration", async () => {
+    const smp = new Uint8Array(readFileSync(guest("gdb-smp/gdb-smp.elf")));
+    const bytes: number[] = [];
+    const machine = buildMachine({
+      memoryBytes: 32 * 1024 * 1024,
+      serial: { transmit: (byte) => void bytes.push(byte) },
+      load: (memory) => loadMultiboot(memory, smp, 32 * 1024 * 1024, ""),
+      cpuCount: 2,
+    });
+    const dbg = machine.debug.debugger;
+    const perCpu = [0, 0];
+    const owner = dbg.createOwner({ hit: (cpu) => (perCpu[cpu]!++, "resume") });
+    // smp_site is the loop's first instruction: each vCPU passes it 1000 times.
+    const site = 0x10002c;
+    expect(machine.memory.readBytes(site, 2)).toEqual(Uint8Array.of(0xff, 0x04)); // inc dword [counts + ebx*4]
+    dbg.setInt3(0, BigInt(site), { owner });
+    const outcome = await machine.run();
+    expect(String.fromCharCode(...bytes)).toBe("smp: 1000 1000\n");
+    expect(outcome.status).toBe(33);
+    expect(perCpu).toEqual([1000, 1000]);
+  });
 });

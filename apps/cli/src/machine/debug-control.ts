@@ -173,7 +173,12 @@ export class DebugControl implements GdbTarget {
   /** Brackets the accelerator run, so a stop can wait until no vCPU is inside it. */
   enterRun(vcpu: number): void {
     const over = this.stepOver[vcpu] ?? null;
-    if (over !== null) this.parts.memory.loadBytes(over.physical, Uint8Array.of(over.original));
+    if (over !== null) {
+      // While the original byte is back, no other vCPU may pass the breakpoint unseen
+      // (spec/whpx.md A.8): they hold until the step is over.
+      this.parts.platform.beginExclusiveSection(this.parts.partition, vcpu);
+      this.parts.memory.loadBytes(over.physical, Uint8Array.of(over.original));
+    }
     this.inRun[vcpu] = 1;
   }
 
@@ -184,6 +189,7 @@ export class DebugControl implements GdbTarget {
       // The guarded instruction ran (or exited to be completed by the VMM): put the 0xCC back.
       this.stepOver[vcpu] = null;
       this.parts.memory.loadBytes(over.physical, Uint8Array.of(0xcc));
+      this.parts.platform.endExclusiveSection(this.parts.partition, vcpu);
     }
     if (this.quietWaiter !== null && this.inRun.every((flag) => flag === 0)) {
       const resolve = this.quietWaiter;
