@@ -236,6 +236,21 @@ describe("GdbServer", () => {
     expect(ask(`P${(10).toString(16)}=08000000`)).toBe("E01");
   });
 
+  it("uses the target's batch register read for g when it has one, with the same result", () => {
+    const { target, ask } = setUp();
+    const one = ask("g");
+    const batches: string[][] = [];
+    const batching = target as FakeTarget & { readRegisters?: (cpu: number, names: readonly GdbRegisterName[]) => number[] };
+    batching.readRegisters = (cpu, names) => {
+      batches.push([...names]);
+      return names.map((name) => target.readRegister(cpu, name));
+    };
+    expect(ask("g")).toBe(one);
+    expect(batches).toHaveLength(1);
+    expect(batches[0]!.slice(0, 3)).toEqual(["eax", "ecx", "edx"]);
+    expect(batches[0]).toContain("dr7");
+  });
+
   it("reads memory with armed breakpoints hidden and writes with M and X", () => {
     const { host, dbg, ask } = setUp();
     host.memory.set([0x90, 0x90, 0xb8, 0x01], 0x1000);

@@ -4,9 +4,11 @@
  * - Debian's gdb (a separate process) timing `stepi N` as one command, from gdb's Python;
  * - a raw remote-protocol client: `s` packets per second and `c` → stop latency at a
  *   breakpoint hit every two instructions (the guest's spin loop);
- * - the baseline, measured in the same run with the same client: a trivial RSP server on
+ * - the baselines, measured in the same run with the same client and script: QEMU's gdbstub
+ *   on the same guest (where qemu-system-i386 is installed), and a trivial RSP server on
  *   loopback that answers every packet at once (the transport floor of a Node stub).
- * The stub, the floor server and the raw client share this process's event loop; gdb does not.
+ * The stub, the floor server and the raw client share this process's event loop; gdb and
+ * QEMU do not.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -18,7 +20,7 @@ import { encodePacket, RspDecoder, type RspInput } from "@vmmkit/dbgf";
 import { runCli } from "../cli.js";
 import { repositoryFile } from "./guest-workloads.js";
 import { registerBenchmark, type BenchOptions } from "./registry.js";
-import { ratio, type BenchReport, type Measurement } from "./report.js";
+import { ratio, type BenchReport, type Measurement, type Ratio } from "./report.js";
 
 class Sink extends Writable {
   text = "";
@@ -122,10 +124,89 @@ async function timeRequests(client: RawClient, payload: string, count: number): 
   return (performance.now() - start) / 1000;
 }
 
-async function gdbStepi(image: string, spinFlag: number, steps: number): Promise<number> {
+/** A gdb stub to measure: where it listens and how to wait for it to end. */
+interface Stub {
+  readonly port: number;
+  finished: Promise<unknown>;
+  stop(): void;
+}
+
+async function startVmmkitStub(image: string): Promise<Stub> {
   const stub = await startStub(image);
+  return { port: stub.port, finished: stub.finished, stop: () => {} };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return typeof address === "object" && address !== null ? address.port : 0;
+}
+
+/** QEMU (TCG) with its gdbstub, stopped before the first instruction, like `--wait-gdb`. */
+async function startQemuStub(image: string): Promise<Stub | null> {
+  const port = await freePort();
+  const qemu = spawn(
+    "qemu-system-i386",
+    ["-M", "pc", "-m", "64", "-display", "none", "-serial", "null", "-monitor", "none", "-nic", "none", "-no-reboot"]
+      .concat(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", image, "-gdb", `tcp:127.0.0.1:${port}`, "-S"]),
+    { stdio: "ignore" },
+  );
+  const finished = new Promise<unknown>((resolve) => {
+    qemu.on("exit", resolve);
+    qemu.on("error", resolve);
+  });
+  for (let tries = 0; tries < 200; tries++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ host: "127.0.0.1", port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on("error", () => resolve(false));
+    });
+    if (ok) return { port, finished, stop: () => qemu.kill("SIGKILL") };
+    if (qemu.exitCode !== null) return null;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  qemu.kill("SIGKILL");
+  return null;
+}
+
+interface StubNumbers {
+  readonly stepsPerSecond: number;
+  readonly continueMs: number;
+}
+
+/**
+ * The raw protocol, the same for every stub: stop at the spin loop, make the guest spin
+ * there, then time `s` packets and `c` to the breakpoint two instructions on.
+ */
+async function measureRaw(stub: Stub, spinLoop: number, spinFlag: number, steps: number, continues: number): Promise<StubNumbers> {
+  const client = await RawClient.connect(stub.port);
+  await client.request("qSupported");
+  const site = spinLoop.toString(16);
+  await client.request(`Z0,${site},1`);
+  await client.request("c"); // the first stop at the spin loop: the kernel is loaded
+  await client.request(`M${spinFlag.toString(16)},4:01000000`);
+  const stepSeconds = await timeRequests(client, "s", steps);
+  const continueSeconds = await timeRequests(client, "c", continues);
+  await client.request(`z0,${site},1`);
+  await client.request(`M${spinFlag.toString(16)},4:00000000`);
+  await client.request("D"); // the guest runs to its end
+  client.close();
+  await Promise.race([stub.finished, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  stub.stop();
+  return { stepsPerSecond: steps / stepSeconds, continueMs: (continueSeconds / continues) * 1000 };
+}
+
+/** Debian's gdb: `stepi N` as one command, timed from gdb's Python, in the spin loop. */
+async function gdbStepi(stub: Stub, image: string, steps: number): Promise<number> {
   const script = [
-    "set var *(int*)${SPIN} = 1",
+    "break *spin_loop",
+    "continue",
+    "set var *(int*)&spin = 1",
+    "delete",
     "python",
     "import time",
     "gdb.execute('stepi 10')",
@@ -134,14 +215,12 @@ async function gdbStepi(image: string, spinFlag: number, steps: number): Promise
     "print('GDBSTEPI %f' % (time.perf_counter() - start))",
     "end",
     "kill",
-  ]
-    .join("\n")
-    .replace("${SPIN}", `0x${spinFlag.toString(16)}`);
+  ].join("\n");
   const directory = mkdtempSync(join(tmpdir(), "vmmkit-bench-gdb-"));
   const scriptPath = join(directory, "stepi.gdb");
   writeFileSync(scriptPath, script + "\n");
   const output = await new Promise<string>((resolve, reject) => {
-    const gdb = spawn("gdb", ["-batch", "-nx", "-ex", "set pagination off", "-ex", `target remote 127.0.0.1:${stub.port}`, "-x", scriptPath], {
+    const gdb = spawn("gdb", ["-batch", "-nx", "-ex", "set pagination off", "-ex", `file ${image}`, "-ex", `target remote 127.0.0.1:${stub.port}`, "-x", scriptPath], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let text = "";
@@ -151,6 +230,7 @@ async function gdbStepi(image: string, spinFlag: number, steps: number): Promise
     gdb.on("close", () => resolve(text));
   });
   rmSync(directory, { recursive: true, force: true });
+  stub.stop();
   await stub.finished;
   const match = /GDBSTEPI ([0-9.]+)/.exec(output);
   if (!match) throw new Error(`gdb bench: gdb did not report its stepi time:\n${output}`);
@@ -165,54 +245,50 @@ export async function runGdbBenchmark(options: BenchOptions): Promise<BenchRepor
   const steps = options.quick ? 50 : 2000;
   const continues = options.quick ? 20 : 500;
   const floorRequests = options.quick ? 50 : 5000;
+  const measurements: Measurement[] = [];
+  const ratios: Ratio[] = [];
+  const notes = ["vmmkit's stub, the floor server and the raw client share one Node event loop; gdb and QEMU run as their own processes"];
 
-  // Raw protocol against the stub: steps, then continue → breakpoint in the spin loop.
-  const stub = await startStub(image);
-  const client = await RawClient.connect(stub.port);
-  await client.request("qSupported");
-  // The guest spins once it reaches its spin loop, so any number of steps stays inside it.
-  const spinHex = spinFlag.toString(16);
-  await client.request(`M${spinHex},4:01000000`);
-  const stepSeconds = await timeRequests(client, "s", steps);
-  await client.request(`Z0,${spinLoop.toString(16)},1`);
-  await client.request("c"); // reach the spin loop
-  const continueSeconds = await timeRequests(client, "c", continues);
-  await client.request(`z0,${spinLoop.toString(16)},1`);
-  await client.request(`M${spinHex},4:00000000`);
-  await client.request("D");
-  client.close();
-  const status = await stub.finished;
-  if (status !== 33) throw new Error(`gdb bench: the guest ended with status ${status}, not 33`);
+  const vmmkit = await measureRaw(await startVmmkitStub(image), spinLoop, spinFlag, steps, continues);
+  measurements.push({ name: "vmmkit: raw RSP s packets", value: vmmkit.stepsPerSecond, unit: "steps/s" });
+  measurements.push({ name: "vmmkit: raw RSP c to a breakpoint two instructions on", value: vmmkit.continueMs, unit: "ms" });
 
-  // The floor, with the same client.
   const floor = await startFloorServer();
   const floorClient = await RawClient.connect(floor.port);
   const floorSeconds = await timeRequests(floorClient, "s", floorRequests);
   floorClient.close();
   floor.close();
+  measurements.push({ name: "transport floor: trivial RSP server round trips", value: floorRequests / floorSeconds, unit: "round trips/s" });
+  ratios.push(ratio(measurements, "vmmkit raw s packets / transport floor", "vmmkit: raw RSP s packets", "transport floor: trivial RSP server round trips", "→ 1"));
 
-  const measurements: Measurement[] = [
-    { name: "raw RSP s packets", value: steps / stepSeconds, unit: "steps/s" },
-    { name: "raw RSP c to a breakpoint two instructions on", value: (continueSeconds / continues) * 1000, unit: "ms" },
-    { name: "transport floor: trivial RSP server round trips", value: floorRequests / floorSeconds, unit: "round trips/s" },
-  ];
-  const ratios = [ratio(measurements, "raw s packets / transport floor", "raw RSP s packets", "transport floor: trivial RSP server round trips", "→ 1")];
-  const notes = [
-    "stub, floor server and raw client share one Node event loop; gdb runs as its own process",
-    "QEMU's gdbstub on this machine (shared/anchors RESULTS-2026-11-22, not this run): gdb stepi 2000 ≈ 2300-2500 steps/s, raw s ≈ 4200-5500/s, continue to a nearby breakpoint ≈ 1.0 ms; run shared/anchors/run.sh --candidate-gdb for a same-run comparison",
-  ];
   try {
-    const stepi = await gdbStepi(image, spinFlag, steps);
-    measurements.push({ name: `gdb stepi ${steps} (one command)`, value: stepi, unit: "steps/s" });
-    ratios.push(ratio(measurements, "gdb stepi / transport floor", `gdb stepi ${steps} (one command)`, "transport floor: trivial RSP server round trips"));
+    measurements.push({ name: `vmmkit: gdb stepi ${steps} (one command)`, value: await gdbStepi(await startVmmkitStub(image), image, steps), unit: "steps/s" });
   } catch (error) {
     notes.push(`gdb stepi not measured: ${(error as Error).message}`);
+  }
+
+  // QEMU's gdbstub, same guest, same client, same gdb script, in this run.
+  const qemu = await startQemuStub(image);
+  if (qemu === null) {
+    notes.push("qemu-system-i386 is not installed (or did not start): no same-run comparison with QEMU's gdbstub");
+  } else {
+    const numbers = await measureRaw(qemu, spinLoop, spinFlag, steps, continues);
+    await qemu.finished;
+    measurements.push({ name: "QEMU: raw RSP s packets", value: numbers.stepsPerSecond, unit: "steps/s" });
+    measurements.push({ name: "QEMU: raw RSP c to a breakpoint two instructions on", value: numbers.continueMs, unit: "ms" });
+    ratios.push(ratio(measurements, "raw s packets: vmmkit / QEMU", "vmmkit: raw RSP s packets", "QEMU: raw RSP s packets", "≥ 1"));
+    ratios.push(ratio(measurements, "continue→stop latency: vmmkit / QEMU", "vmmkit: raw RSP c to a breakpoint two instructions on", "QEMU: raw RSP c to a breakpoint two instructions on", "≤ 1"));
+    const qemuStepi = await startQemuStub(image);
+    if (qemuStepi !== null && measurements.some((m) => m.name.startsWith("vmmkit: gdb stepi"))) {
+      measurements.push({ name: `QEMU: gdb stepi ${steps} (one command)`, value: await gdbStepi(qemuStepi, image, steps), unit: "steps/s" });
+      ratios.push(ratio(measurements, "gdb stepi: vmmkit / QEMU", `vmmkit: gdb stepi ${steps} (one command)`, `QEMU: gdb stepi ${steps} (one command)`, "≥ 1"));
+    }
   }
   return { benchmark: "gdb", measurements, ratios, notes };
 }
 
 registerBenchmark({
   name: "gdb",
-  description: "the gdb stub: stepi/s with Debian's gdb, raw s packets/s and continue→stop latency, against a loopback transport floor",
+  description: "the gdb stub: stepi/s with Debian's gdb, raw s packets/s and continue→stop latency, against a loopback floor and QEMU's gdbstub in the same run",
   run: runGdbBenchmark,
 });

@@ -267,6 +267,18 @@ export class DebugControl implements GdbTarget {
     return value;
   }
 
+  readRegisters(cpu: number, names: readonly GdbRegisterName[]): number[] {
+    const whpxNames = names.map((name) => SEGMENT_REGISTERS[name] ?? GENERAL_REGISTERS[name]!);
+    const values = this.parts.platform.getVirtualProcessorRegisters(this.parts.partition, cpu, whpxNames);
+    return names.map((name, i) => {
+      const value = values[i]!;
+      if (typeof value === "object") return (value as { selector: number }).selector;
+      let number = Number(value as bigint) >>> 0;
+      if (name === "eflags" && this.stepping[cpu] !== 0) number &= ~EFLAGS_TF;
+      return number;
+    });
+  }
+
   writeRegister(cpu: number, name: GdbRegisterName, value: number): void {
     const { platform, partition } = this.parts;
     const segment = SEGMENT_REGISTERS[name];
@@ -485,7 +497,7 @@ export class DebugControl implements GdbTarget {
         }
         if (this.inRun.some((flag) => flag !== 0)) await new Promise<void>((resolve) => (this.quietWaiter = resolve));
         // Let the exits those vCPUs brought back be handled (they may add stops).
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.cpuCount > 1) await new Promise<void>((resolve) => setImmediate(resolve));
         this.collecting = false;
         const chosen = this.chooseStop(this.windowStops);
         for (const other of this.windowStops) if (other !== chosen && !this.isRepeatable(other)) this.pendingStops.push(other);
