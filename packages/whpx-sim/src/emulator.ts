@@ -164,19 +164,26 @@ export class WhvEmulatorApi {
         const size = access.accessInfo.accessSize;
         const mask = size === 4 ? 0xffffffffn : BigInt((1 << (8 * size)) - 1);
         const rip = vpContext.rip + BigInt(vpContext.instructionLength);
-        // Under TF the completed instruction owes the guest a single-step trap.
+        // Under TF the completed instruction owes the guest a single-step trap, and an I/O
+        // breakpoint (DR7 R/W = 10 with CR4.DE) on the port a debug trap: the access happened
+        // here, not in the processor that would have checked it.
         const trap = (vpContext.rflags & BigInt(FLAG_TF)) !== 0n;
+        const hits = this.ioBreakpointHits(emulator, context, access.portNumber, size);
+        const pending =
+          trap || hits !== 0
+            ? { breakpoint0: (hits & 1) !== 0, breakpoint1: (hits & 2) !== 0, breakpoint2: (hits & 4) !== 0, breakpoint3: (hits & 8) !== 0, singleStep: trap }
+            : null;
         if (access.accessInfo.isWrite) {
           emulator.port("out", access.portNumber, Number(access.rax & mask), size);
           emulator.call("setVirtualProcessorRegistersCallbackFailed", () => {
-            if (trap) emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rip", "x64PendingDebugException"] as const, [rip, SINGLE_STEP]);
+            if (pending) emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rip", "x64PendingDebugException"] as const, [rip, pending]);
             else emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rip"] as const, [rip]);
           });
         } else {
           const value = BigInt(emulator.port("in", access.portNumber, 0, size));
           const rax = size === 4 ? value : (access.rax & ~mask) | value;
           emulator.call("setVirtualProcessorRegistersCallbackFailed", () => {
-            if (trap) emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rax", "x64Rip", "x64PendingDebugException"] as const, [rax, rip, SINGLE_STEP]);
+            if (pending) emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rax", "x64Rip", "x64PendingDebugException"] as const, [rax, rip, pending]);
             else emulator.callbacks.setVirtualProcessorRegisters(context, ["x64Rax", "x64Rip"] as const, [rax, rip]);
           });
         }
@@ -186,6 +193,36 @@ export class WhvEmulatorApi {
       }
     }
     return this.emulateOne(emulator, context);
+  }
+
+  /**
+   * The guest's I/O breakpoints (DR0-DR3 with R/W = 10, enabled in DR7, CR4.DE set) that an
+   * access to `[port, port + size)` matches, as DR6 B0-B3 bits. One register read (DR7) when
+   * none is enabled.
+   */
+  private ioBreakpointHits<C>(emulator: Emulator<C>, context: C, port: number, size: number): number {
+    let dr7 = 0;
+    emulator.call("getVirtualProcessorRegistersCallbackFailed", () => {
+      dr7 = Number(emulator.callbacks.getVirtualProcessorRegisters(context, ["x64Dr7"] as const)[0]);
+    });
+    let candidates = 0;
+    for (let slot = 0; slot < 4; slot++) {
+      if ((dr7 & (3 << (2 * slot))) !== 0 && ((dr7 >>> (16 + 4 * slot)) & 3) === 2) candidates |= 1 << slot;
+    }
+    if (candidates === 0) return 0;
+    let values: readonly bigint[] = [];
+    emulator.call("getVirtualProcessorRegistersCallbackFailed", () => {
+      values = emulator.callbacks.getVirtualProcessorRegisters(context, ["x64Cr4", "x64Dr0", "x64Dr1", "x64Dr2", "x64Dr3"] as const);
+    });
+    if ((Number(values[0]) & 0x8) === 0) return 0; // CR4.DE off: R/W = 10 is undefined, not I/O
+    let hits = 0;
+    for (let slot = 0; slot < 4; slot++) {
+      if ((candidates & (1 << slot)) === 0) continue;
+      const length = [1, 2, 8, 4][(dr7 >>> (18 + 4 * slot)) & 3]!;
+      const start = Number(values[1 + slot]) & ~(length - 1) & 0xffff;
+      if (port < start + length && start < port + size) hits |= 1 << slot;
+    }
+    return hits;
   }
 
   /** Completes the instruction of a memoryAccess exit (MMIO). */

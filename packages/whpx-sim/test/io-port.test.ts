@@ -194,3 +194,46 @@ describe("tryIoEmulation", () => {
     expect(emulator.io).toEqual([]);
   });
 });
+
+describe("I/O breakpoints on emulated port accesses", () => {
+  // Real mode, IVT entry 1 → a #DB handler at 0x2000 that copies DR6 to BX and halts.
+  function guestWithDebugHandler() {
+    const guest = createGuest();
+    const view = new DataView(guest.ram.buffer);
+    view.setUint16(4, 0x2000, true);
+    view.setUint16(6, 0, true);
+    guest.ram.set([0x0f, 0x21, 0xf3, 0xfa, 0xf4], 0x2000); // mov ebx, dr6; cli; hlt
+    guest.load([0xb0, 0x41, 0xe6, 0x80, 0x90, 0x90]); // mov al, 0x41; out 0x80, al; nop; nop
+    return guest;
+  }
+
+  it("deliver #DB with the matching DR6 bit after the OUT the emulator completed", async () => {
+    const guest = guestWithDebugHandler();
+    const emulator = createLoggingEmulator(guest);
+    // DR1: port 0x80, length 1, R/W = 10 (I/O), locally enabled; CR4.DE on.
+    guest.set(["x64Cr4", "x64Dr1", "x64Dr7"] as const, [0x8n, 0x80n, BigInt((1 << 2) | (2 << 20))]);
+    const exit = expectExit(await guest.run(), "x64IoPortAccess");
+    expect(emulator.api.tryIoEmulation(emulator.handle, 0, exit.vpContext, exit.ioPortAccess).emulationSuccessful).toBe(true);
+    expect(emulator.io.map((access) => access.port)).toEqual([0x80]);
+    expectExit(await guest.run(), "x64Halt");
+    const [dr6, rip] = guest.get(["x64Rbx", "x64Rip"] as const);
+    expect(Number(dr6) & 0xf).toBe(0b0010); // B1
+    expect(rip).toBe(0x2005n); // in the handler, not past the NOPs
+  });
+
+  it("do nothing for another port, or without CR4.DE", async () => {
+    for (const [cr4, port] of [
+      [0x8n, 0x81n],
+      [0x0n, 0x80n],
+    ] as const) {
+      const guest = guestWithDebugHandler();
+      const emulator = createLoggingEmulator(guest);
+      guest.set(["x64Cr4", "x64Dr1", "x64Dr7"] as const, [cr4, port, BigInt((1 << 2) | (2 << 20))]);
+      guest.ram.set([0xfa, 0xf4], 0x1006); // cli; hlt after the NOPs
+      const exit = expectExit(await guest.run(), "x64IoPortAccess");
+      emulator.api.tryIoEmulation(emulator.handle, 0, exit.vpContext, exit.ioPortAccess);
+      expectExit(await guest.run(), "x64Halt");
+      expect(guest.get(["x64Rip"] as const)).toEqual([0x1008n]);
+    }
+  });
+});
