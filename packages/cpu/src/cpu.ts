@@ -258,6 +258,12 @@ export class Cpu {
    * Returns [eax, ebx, ecx, edx].
    */
   cpuidHandler: ((leaf: number, subleaf: number) => ArrayLike<number>) | null = null;
+  /**
+   * Called by RDMSR (`write` false) and WRMSR (true) after the privilege check, before the
+   * MSR is read or written: an accelerator may end the run here with interceptInstruction()
+   * (an MSR exit), or return to let the processor complete the access itself.
+   */
+  msrHandler: ((msr: number, write: boolean) => void) | null = null;
 
   private sliceLimit = 0;
   private stopRequested = false;

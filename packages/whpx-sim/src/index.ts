@@ -21,6 +21,7 @@ export type {
   WhvInternalActivity,
   WhvSimFeatures,
   WhvX64CpuidAccessContext,
+  WhvX64MsrAccessContext,
   WhvX64PendingDebugException,
   WhvX64PendingEvent,
   WhvEmulatorHandle,

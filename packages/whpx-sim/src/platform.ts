@@ -103,6 +103,22 @@ class VirtualProcessor implements CpuBus {
     return cpu.interceptInstruction();
   }
 
+  /** RDMSR/WRMSR while x64MsrExit is on: exits before the access, the VMM completes it. */
+  msrExit(msr: number, write: boolean): never {
+    const cpu = this.cpu;
+    this.pendingExit = {
+      exitReason: "x64MsrAccess",
+      vpContext: exitVpContext(this, cpu.eip - cpu.instructionStart, cpu.instructionStart),
+      msrAccess: {
+        msrNumber: msr >>> 0,
+        accessInfo: { isWrite: write },
+        rax: BigInt(cpu.regs[0]! >>> 0),
+        rdx: BigInt(cpu.regs[2]! >>> 0),
+      },
+    };
+    return cpu.interceptInstruction();
+  }
+
   /** The forced fetch of an injection: the instruction never starts, the exception is delivered. */
   private deliverInjected(): never {
     this.injecting = false;
@@ -278,6 +294,8 @@ class Partition {
   applyExitProperties(processor: VirtualProcessor): void {
     const exceptionsEnabled = this.properties.extendedVmExits.exceptionExit === true;
     processor.cpu.exceptionExitBitmap = exceptionsEnabled ? Number(this.properties.exceptionExitBitmap & 0xffffffffn) | 0 : 0;
+    // WHPX's x64MsrExit: every RDMSR/WRMSR exits (the VMM emulates it and advances RIP).
+    processor.cpu.msrHandler = this.properties.extendedVmExits.x64MsrExit === true ? (msr, write) => processor.msrExit(msr, write) : null;
     const results = this.properties.cpuidResultList;
     const exits = this.properties.extendedVmExits.x64CpuidExit === true ? this.properties.cpuidExitList : [];
     if (results.length === 0 && exits.length === 0) {
@@ -380,7 +398,7 @@ export class WhvPlatform {
   getCapability<K extends keyof WhvCapabilityMap>(code: K): WhvCapabilityMap[K] {
     const capabilities: WhvCapabilityMap = {
       hypervisorPresent: true,
-      extendedVmExits: { x64CpuidExit: true, x64MsrExit: false, exceptionExit: true },
+      extendedVmExits: { x64CpuidExit: true, x64MsrExit: true, exceptionExit: true },
       exceptionExitBitmap: SUPPORTED_EXCEPTIONS,
       simFeatures: { hostSingleStep: true, stickyCancel: true, instructionBudget: true, pendingEventExceptions: true, exclusiveRun: true },
     };
@@ -414,9 +432,6 @@ export class WhvPlatform {
     }
     if (code === "processorFeatures" && (typeof value !== "bigint" || value < 0n || value > 0xffffffffffffffffn)) {
       throw new WhvError("invalidArg", `processorFeatures needs a 64-bit unsigned bigint, got ${String(value)}`);
-    }
-    if (code === "extendedVmExits" && (value as WhvExtendedVmExits).x64MsrExit === true) {
-      throw new WhvError("invalidArg", "x64MsrExit is not supported yet: RDMSR/WRMSR are executed by the processor (see getCapability(\"extendedVmExits\"))");
     }
     if (code === "exceptionExitBitmap") {
       const bitmap = value as bigint;

@@ -282,6 +282,14 @@ export interface WhvVpExceptionContext extends WithInstruction {
   sim?: { hostSingleStep: true };
 }
 
+/** An RDMSR or WRMSR that exited (x64MsrExit): RAX/RDX hold the value for a write. */
+export interface WhvX64MsrAccessContext {
+  msrNumber: number;
+  accessInfo: { isWrite: boolean };
+  rax: bigint;
+  rdx: bigint;
+}
+
 export interface WhvX64CpuidAccessContext {
   rax: bigint;
   rcx: bigint;
@@ -305,6 +313,7 @@ export type WhvRunVpExitContext =
   | Exit<"unsupportedFeature", { unsupportedFeature: { featureCode: "intercept" | "taskSwitchTss"; featureParameter: bigint; description: string } }>
   | Exit<"x64InterruptWindow", { interruptWindow: { deliverableType: "interrupt" | "nmi" | "exception" } }>
   | Exit<"x64Cpuid", { cpuidAccess: WhvX64CpuidAccessContext }>
+  | Exit<"x64MsrAccess", { msrAccess: WhvX64MsrAccessContext }>
   | Exit<"exception", { vpException: WhvVpExceptionContext }>
   | Exit<"canceled", { cancelReason: "user" | "instructionBudget" }>;
 

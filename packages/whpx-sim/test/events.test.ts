@@ -225,7 +225,7 @@ describe("capabilities", () => {
   it("name the shim features and the exits this platform produces", () => {
     const platform = new WhvPlatform();
     expect(platform.getCapability("simFeatures")).toEqual({ hostSingleStep: true, stickyCancel: true, instructionBudget: true, pendingEventExceptions: true, exclusiveRun: true });
-    expect(platform.getCapability("extendedVmExits")).toEqual({ x64CpuidExit: true, x64MsrExit: false, exceptionExit: true });
+    expect(platform.getCapability("extendedVmExits")).toEqual({ x64CpuidExit: true, x64MsrExit: true, exceptionExit: true });
     // Vectors 0-0x13 except 2, 9 and 0xF (spec B.1).
     expect(platform.getCapability("exceptionExitBitmap")).toBe(0xfffffn & ~((1n << 2n) | (1n << 9n) | (1n << 15n)));
     expectWhvError(() => platform.getCapability("toString" as never), "unknownCapability", 0x80370300);

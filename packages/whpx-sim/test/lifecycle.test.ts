@@ -85,14 +85,6 @@ describe("partition properties", () => {
     expect(platform.getPartitionProperty(partition, "exceptionExitBitmap")).toBe(0n);
   });
 
-  it("refuses x64MsrExit, which this platform cannot honour yet, as its capability says", () => {
-    const platform = new WhvPlatform();
-    const partition = platform.createPartition();
-    expect(platform.getCapability("extendedVmExits").x64MsrExit).toBe(false);
-    expectWhvError(() => platform.setPartitionProperty(partition, "extendedVmExits", { x64MsrExit: true }), "invalidArg", E_INVALIDARG);
-    expect(platform.getPartitionProperty(partition, "extendedVmExits")).toEqual({});
-  });
-
   it.each([0, 65, 1.5, Number.NaN])("refuses processorCount %s", (count) => {
     const platform = new WhvPlatform();
     const partition = platform.createPartition();

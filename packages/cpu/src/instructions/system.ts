@@ -444,6 +444,7 @@ const MSR_EFER = 0xc0000080;
 function rdmsr(cpu: Cpu): void {
   requireRing0(cpu);
   const msr = cpu.regs[ECX]! >>> 0;
+  if (cpu.msrHandler !== null) cpu.msrHandler(msr, false);
   let low: number;
   let high = 0;
   switch (msr) {
@@ -467,6 +468,7 @@ function rdmsr(cpu: Cpu): void {
 function wrmsr(cpu: Cpu): void {
   requireRing0(cpu);
   const msr = cpu.regs[ECX]! >>> 0;
+  if (cpu.msrHandler !== null) cpu.msrHandler(msr, true);
   const low = cpu.regs[EAX]!;
   const high = cpu.regs[EDX]!;
   switch (msr) {
