@@ -6,7 +6,6 @@ import {
   WhvMapGpaRangeFlags,
   WhvRegisterName,
   type WhvCapabilityMap,
-  type WhvExtendedVmExits,
   type WhvPartitionHandle,
   type WhvPartitionPropertyCode,
   type WhvPartitionPropertyMap,

@@ -67,11 +67,14 @@ export interface CompilerRuntime {
 }
 
 interface FlagProducer {
-  readonly kind: "add" | "sub" | "logic";
+  /** "incdec": INC/DEC (CF kept, so only ZF/SF are known here); "shift": SHL/SHR/SAR with `carry`. */
+  readonly kind: "add" | "sub" | "logic" | "incdec" | "shift";
   readonly size: number;
   readonly a: string;
   readonly b: string;
   readonly result: string;
+  /** The CF value (0 or 1) of a shift. */
+  readonly carry?: string;
 }
 
 /** How an instruction ends, as far as the region's control flow is concerned. */
@@ -176,6 +179,11 @@ class Generator {
     this.producer = { kind, size, a, b, result };
   }
 
+  /** Flags were just set (by code already emitted) as `producer` describes. */
+  describeFlags(producer: FlagProducer): void {
+    this.producer = producer;
+  }
+
   /** Flags were set by something the generator cannot describe (ADC, shifts, helpers). */
   forgetFlags(): void {
     this.producer = null;
@@ -196,7 +204,8 @@ class Generator {
         case 1: // B
           if (p.kind === "sub") expression = `(${unsigned(p.a)} < ${unsigned(p.b)})`;
           else if (p.kind === "logic") expression = "false";
-          else expression = p.size === 32 ? `((${p.result} >>> 0) < (${p.a} >>> 0))` : `(${p.result} > ${mask})`;
+          else if (p.kind === "shift") expression = `(${p.carry!} !== 0)`;
+          else if (p.kind === "add") expression = p.size === 32 ? `((${p.result} >>> 0) < (${p.a} >>> 0))` : `(${p.result} > ${mask})`;
           break;
         case 2: // Z
           expression = zero;
@@ -204,6 +213,7 @@ class Generator {
         case 3: // BE
           if (p.kind === "sub") expression = `(${unsigned(p.a)} <= ${unsigned(p.b)})`;
           else if (p.kind === "logic") expression = zero;
+          else if (p.kind === "shift") expression = `(${p.carry!} !== 0 || ${zero})`;
           break;
         case 4: // S
           expression = sign;
@@ -608,7 +618,7 @@ function emitIncDec(g: Generator, bits: number, increment: boolean, read: string
   g.emit(`${result} = ${bits === 32 ? `(${a} ${operator} 1) | 0` : `${a} ${operator} 1`};`);
   g.emit(write(result));
   g.emit(`cpu.set${increment ? "Add" : "Sub"}Flags(${a}, 1, ${result}, ${bits - 1}); cpu.flags = (cpu.flags & ~1) | ${carry}; cpu.flagsChanged &= ~1;`);
-  g.forgetFlags();
+  g.describeFlags({ kind: "incdec", size: bits, a, b: "1", result });
 }
 
 /** LODS, STOS, MOVS without a repeat prefix: read, write, then move the index registers. */
@@ -959,6 +969,6 @@ function emitConstantShift(g: Generator, op: number, bits: number, count: number
   // ZF/SF/PF lazily from the result; CF and OF exact, AF cleared (cpu.setResultFlags).
   g.emit(`cpu.setResultFlags(${result}, ${sizeBit}); cpu.flags = (cpu.flags & ~2065) | ${carry} | (${overflow} ? 2048 : 0);`);
   g.emit(write(result));
-  g.forgetFlags();
+  g.describeFlags({ kind: "shift", size: bits, a: value, b: "0", result, carry });
   return true;
 }
