@@ -8,10 +8,11 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { CliError } from "./cli-error.js";
 import { registerBenchCommand } from "./commands/bench.js";
 import { registerCpuTestCommand } from "./commands/cpu-test.js";
-import { buildMachine, MAX_CPUS } from "./machine/build-machine.js";
-import { listenForGdb, parseGdbEndpoint, type GdbEndpoint, type GdbListener } from "./machine/gdb-tcp.js";
-import { findMultibootHeader, loadMultiboot, loadRaw, loadRom, type LoadedImage } from "./machine/images.js";
-import { openSerialBackend } from "./machine/serial-backends.js";
+import { addSaveOptions, buildDescribedMachine, registerRestoreCommand, runMachineSession } from "./commands/restore.js";
+import { MAX_CPUS } from "./machine/build-machine.js";
+import { parseGdbEndpoint, type GdbEndpoint } from "./machine/gdb-tcp.js";
+import { findMultibootHeader } from "./machine/images.js";
+import { sha256, type MachineDescription } from "./machine/saved-state.js";
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
@@ -90,6 +91,9 @@ interface RunOptions {
   gdb?: GdbEndpoint;
   waitGdb?: boolean;
   reboot: boolean;
+  save?: string;
+  teleportTo?: string;
+  stopAfterInstructions?: number;
 }
 
 function readImage(path: string, what: string): Uint8Array {
@@ -110,57 +114,23 @@ async function runCommand(imagePath: string | undefined, options: RunOptions, io
     throw new CliError("give either an image or --bios, not both (a firmware image is the whole machine's boot code)");
   }
   const bytes = imagePath !== undefined ? readImage(imagePath, "image") : readImage(options.bios!, "firmware image");
-  const load = (memory: Parameters<Parameters<typeof buildMachine>[0]["load"]>[0]): LoadedImage => {
-    if (options.bios !== undefined) return loadRom(memory, bytes);
-    if (findMultibootHeader(bytes) >= 0) return loadMultiboot(memory, bytes, options.mem, options.append);
-    const entryBits = options.entryMode === "32" ? 32 : 16;
-    return loadRaw(memory, bytes, options.loadAddress, options.entry ?? options.loadAddress, entryBits);
+  // Everything that decides how the machine is built: a saved state records it.
+  const description: MachineDescription = {
+    memoryBytes: options.mem,
+    cpuCount: options.smp,
+    clock: options.clock,
+    clockMips: options.clockRate,
+    reboot: options.reboot,
+    image: {
+      kind: options.bios !== undefined ? "bios" : findMultibootHeader(bytes) >= 0 ? "multiboot" : "raw",
+      sha256: sha256(bytes),
+      loadAddress: options.loadAddress,
+      entry: options.entry ?? options.loadAddress,
+      entryBits: options.entryMode === "32" ? 32 : 16,
+      append: options.append,
+    },
   };
-  if (options.waitGdb === true && options.gdb === undefined) throw new CliError("--wait-gdb needs --gdb [HOST:]PORT to say where gdb connects");
-  const serial = openSerialBackend(options.serial, io.stdout, "--serial", io.stdin ?? null);
-  const debugConsole = options.debugcon === "none" ? undefined : openSerialBackend(options.debugcon, io.stdout, "--debugcon");
-  // Output without a line end (a prompt) still shows up promptly.
-  const flusher = setInterval(() => {
-    serial.flush();
-    debugConsole?.flush();
-  }, 50);
-  let gdb: GdbListener | undefined;
-  try {
-    const machine = buildMachine({
-      memoryBytes: options.mem,
-      serial,
-      ...(debugConsole !== undefined ? { debugConsole } : {}),
-      clock: options.clock,
-      clockMips: options.clockRate,
-      load,
-      cpuCount: options.smp,
-      waitForDebugger: options.waitGdb === true,
-      noReboot: !options.reboot,
-    });
-    await serial.connect(machine.devices.uart, {
-      quit: () => machine.quit(),
-      log: (line) => io.stderr.write(`\r\nvmmkit: ${line}\r\n`),
-    });
-    if (options.gdb !== undefined) {
-      gdb = await listenForGdb(machine.debug, options.gdb, (line) => io.stderr.write(`vmmkit: ${line}\n`));
-      const where = `${options.gdb.host}:${gdb.port}`;
-      io.stderr.write(`vmmkit: gdb server listening on ${where}${options.waitGdb === true ? " (waiting for gdb before the first instruction)" : ""}\n`);
-    }
-    const limits = {
-      ...(options.maxInstructions !== undefined ? { maxInstructions: options.maxInstructions } : {}),
-      ...(options.timeout !== undefined ? { timeoutSeconds: options.timeout } : {}),
-    };
-    const outcome = await machine.run(limits);
-    serial.flush();
-    debugConsole?.flush();
-    if (outcome.message) io.stderr.write(`vmmkit: ${outcome.message}\n`);
-    return outcome.status & 0xff;
-  } finally {
-    clearInterval(flusher);
-    serial.close();
-    debugConsole?.close();
-    await gdb?.close();
-  }
+  return runMachineSession(options, io, (consoles) => buildDescribedMachine(description, bytes, consoles));
 }
 
 export function createProgram(io: CliIo, setExitCode: (code: number) => void): Command {
@@ -174,7 +144,7 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .showHelpAfterError("(vmmkit --help lists the commands)")
     .exitOverride();
 
-  program
+  const run = program
     .command("run")
     .description(
       "Run a guest: a raw flat binary, a multiboot v1 kernel (detected by its header, loaded as qemu -kernel does), " +
@@ -197,13 +167,14 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option("--no-reboot", "end the run when the guest triple-faults or resets the machine, instead of resetting it (as qemu -no-reboot)")
     .option("--smp <count>", `virtual processors (1-${MAX_CPUS}); all start at the image's entry point`, parsePositiveInteger("--smp"), 1)
     .option("--gdb <[host:]port>", "serve the GDB remote protocol on this TCP port (host 127.0.0.1 unless named; port 0 picks a free one)", parseGdbOption)
-    .option("--wait-gdb", "hold the guest before its first instruction until gdb attaches and continues")
-    .action(async (image: string | undefined, options: RunOptions) => {
+    .option("--wait-gdb", "hold the guest before its first instruction until gdb attaches and continues");
+  addSaveOptions(run).action(async (image: string | undefined, options: RunOptions) => {
       setExitCode(await runCommand(image, options, io));
     });
 
   registerBenchCommand(program, io);
   registerCpuTestCommand(program, io, setExitCode);
+  registerRestoreCommand(program, io, setExitCode);
   return program;
 }
 

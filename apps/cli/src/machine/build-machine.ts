@@ -19,6 +19,7 @@ import {
 } from "@vmmkit/whpx-sim";
 import { CliError, hex } from "../cli-error.js";
 import { DebugControl } from "./debug-control.js";
+import { whpxEngineHooks } from "./engine-hooks.js";
 import type { EntryState, LoadedImage } from "./images.js";
 import { CONVENTIONAL_MEMORY_END, EXTENDED_MEMORY_START, MAX_MEMORY, MIN_MEMORY } from "./layout.js";
 import { PcPlatform, type ClockMode } from "./pc-platform.js";
@@ -29,7 +30,7 @@ export { COM1_PORT, DEBUG_EXIT_PORT } from "./pc-platform.js";
 export interface RunOutcome {
   /** Process exit status: 0 after HLT with interrupts off, (v << 1) | 1 after isa-debug-exit. */
   status: number;
-  reason: "halted" | "debug-exit" | "instruction-limit" | "timeout" | "triple-fault" | "unsupported" | "failure" | "killed" | "reset" | "quit";
+  reason: "halted" | "debug-exit" | "instruction-limit" | "timeout" | "triple-fault" | "unsupported" | "failure" | "killed" | "reset" | "quit" | "suspended";
   /** A line for the user when the stop was not the guest's own choice. */
   message?: string;
 }
@@ -51,11 +52,18 @@ export interface MachineOptions {
   readonly noReboot?: boolean;
   /** Hold every vCPU before its first instruction until a debugger attaches and resumes. */
   readonly waitForDebugger?: boolean;
+  /** The configuration text saved states record and a load requires (saved-state.ts builds it). */
+  readonly configuration?: string;
 }
 
 export interface RunLimits {
   readonly maxInstructions?: number;
   readonly timeoutSeconds?: number;
+  /**
+   * Suspend the machine (outcome "suspended", VM left Suspended for a save) once the boot
+   * processor has retired exactly this many instructions since power-on.
+   */
+  readonly stopAfterInstructions?: number;
 }
 
 /** The parts of a built machine, for the CLI and for tests. */
@@ -76,6 +84,16 @@ export interface Machine {
   quit(): void;
   /** Guest instructions executed so far (by all vCPUs). */
   instructionsRetired(): number;
+  readonly cpuCount: number;
+  /** Instructions one vCPU retired since power-on (machine time follows vCPU 0's). */
+  instructionsRetiredBy(vcpu: number): number;
+  /** Sets that count (a restore), so machine time and instruction limits continue from it. */
+  setInstructionsRetiredBy(vcpu: number, count: number): void;
+  /**
+   * Asks the running machine to suspend at the boot processor's next exit (SIGINT/SIGTERM
+   * with --save): `run` then resolves with outcome "suspended".
+   */
+  requestSuspend(): void;
 }
 
 export const MAX_CPUS = 16;
@@ -118,6 +136,7 @@ export function buildMachine(options: MachineOptions): Machine {
   };
   for (let vcpu = 0; vcpu < cpuCount; vcpu++) platform.createVirtualProcessor(partition, vcpu);
   memory.addListener(mapper);
+  memory.attachEngine(whpxEngineHooks(memory, platform, partition)); // handler state → page protection in whpx-sim
   for (let vcpu = 0; vcpu < cpuCount; vcpu++) applyEntryState(platform, partition, vcpu, image.entry);
 
   // ---- devices on the port bus ---------------------------------------------------------
@@ -171,6 +190,11 @@ export function buildMachine(options: MachineOptions): Machine {
 
   // ---- the VM and its execution loop ---------------------------------------------------
   let instructionBudget = Number.POSITIVE_INFINITY;
+  // The stop point for a save (boot processor's retired instructions), and whether the
+  // suspend for it (or for a signal) was asked for.
+  let stopAfter = Number.POSITIVE_INFINITY;
+  let suspendRequested = false;
+  let resolveSuspended: (() => void) | undefined;
   // Instructions since power-on: a reset re-creates the processors, whose counts start again.
   const retiredBeforeReset = new Float64Array(cpuCount);
   const retired = (vcpu: number): number => platform.getVirtualProcessorCounters(partition, vcpu).instructionsRetired + retiredBeforeReset[vcpu]!;
@@ -179,6 +203,8 @@ export function buildMachine(options: MachineOptions): Machine {
     runVcpu: async (vcpu) => {
       await debug.beforeRun(vcpu);
       let limit = Math.max(0, instructionBudget - retired(vcpu));
+      // Nothing more runs on the boot processor once the suspend for a save was asked for.
+      if (vcpu === 0) limit = suspendRequested ? 0 : Math.min(limit, Math.max(0, stopAfter - retired(0)));
       let kick: ReturnType<typeof setTimeout> | undefined;
       if (vcpu === 0) {
         // Timers that are due fire now; their interrupt goes in before the guest runs on.
@@ -203,7 +229,33 @@ export function buildMachine(options: MachineOptions): Machine {
     cancelVcpu: (vcpu) => platform.cancelRunVirtualProcessor(partition, vcpu),
   };
 
-  const handleExit = async (exit: WhvRunVpExitContext, vcpu: number): Promise<ExitAction> => {
+  /**
+   * The boot processor at an exit that is complete (the action is resume or halt) and at or
+   * past the stop point, or with a suspend requested: it parks and the VM is suspended from
+   * outside the vCPU loop; `run` resolves with "suspended".
+   */
+  const suspendIfDue = (action: ExitAction, vcpu: number): ExitAction => {
+    if (vcpu !== 0 || (action !== "resume" && action !== "halt") || outcome !== null) return action;
+    if (!suspendRequested && retired(0) < stopAfter) return action;
+    if (!suspendRequested) {
+      suspendRequested = true;
+      setImmediate(() => {
+        if (vm.state !== VmState.Running || outcome !== null) return;
+        vm.suspend("user").then(
+          () => {
+            outcome ??= { status: 0, reason: "suspended" };
+            resolveSuspended?.();
+          },
+          () => undefined, // the VM left Running meanwhile (power off, guru): run reports that
+        );
+      });
+    }
+    return "halt";
+  };
+
+  const handleExit = async (exit: WhvRunVpExitContext, vcpu: number): Promise<ExitAction> => suspendIfDue(await handleAnyExit(exit, vcpu), vcpu);
+
+  const handleAnyExit = async (exit: WhvRunVpExitContext, vcpu: number): Promise<ExitAction> => {
     if (exit.exitReason === "exception" && exit.vpException.exceptionType === "debugTrapOrFault") {
       // whpx-sim keeps an intercepted #DB trap pending for the guest; the debugger decides
       // (DebugControl re-injects a #DB that is the guest's own).
@@ -312,6 +364,7 @@ export function buildMachine(options: MachineOptions): Machine {
     engine,
     handleExit,
     subsystems: [{ name: "pc", reset: resetMachine }],
+    ...(options.configuration !== undefined ? { configuration: options.configuration } : {}),
   });
 
   /** Realtime clock, boot processor halted: wake it when the next timer is due, to the tick. */
@@ -350,6 +403,8 @@ export function buildMachine(options: MachineOptions): Machine {
 
   const run = async (limits: RunLimits = {}): Promise<RunOutcome> => {
     if (limits.maxInstructions !== undefined) instructionBudget = limits.maxInstructions;
+    if (limits.stopAfterInstructions !== undefined) stopAfter = limits.stopAfterInstructions;
+    const suspended = new Promise<void>((resolve) => (resolveSuspended = resolve));
     let timer: ReturnType<typeof setTimeout> | undefined;
     if (limits.timeoutSeconds !== undefined) {
       timer = setTimeout(() => {
@@ -358,8 +413,10 @@ export function buildMachine(options: MachineOptions): Machine {
       }, limits.timeoutSeconds * 1000);
     }
     try {
-      await vm.powerOn();
-      const state = await vm.whenStopped();
+      // A restored machine is Suspended: it goes on where it was saved.
+      if (vm.state === VmState.Suspended) await vm.resume();
+      else await vm.powerOn();
+      const state = await Promise.race([vm.whenStopped(), suspended.then(() => VmState.Suspended)]);
       if (state === VmState.GuruMeditation) {
         const detail = vm.failure instanceof Error ? vm.failure.message : String(vm.failure);
         outcome ??= { status: 1, reason: "failure", message: `the VM stopped on an internal error: ${detail}` };
@@ -392,6 +449,18 @@ export function buildMachine(options: MachineOptions): Machine {
       let total = 0;
       for (let vcpu = 0; vcpu < cpuCount; vcpu++) total += retired(vcpu);
       return total;
+    },
+    cpuCount,
+    instructionsRetiredBy: (vcpu) => retired(vcpu),
+    setInstructionsRetiredBy: (vcpu, count) => {
+      retiredBeforeReset[vcpu] = count - platform.getVirtualProcessorCounters(partition, vcpu).instructionsRetired;
+    },
+    requestSuspend: () => {
+      if (vm.state !== VmState.Running || suspendRequested) return;
+      // The boot processor's next exit is the stop point: end its run now, or wake it from HLT.
+      stopAfter = 0;
+      platform.cancelRunVirtualProcessor(partition, 0);
+      vm.wake(0);
     },
   };
 }

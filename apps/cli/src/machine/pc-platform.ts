@@ -55,11 +55,11 @@ export class PcPlatform {
   readonly pit: Pit8254;
   readonly rtc: CmosRtc;
   readonly uart: Uart16550;
-  private readonly port92: Port92;
-  private readonly kbc: Kbc8042;
+  readonly port92: Port92;
+  readonly kbc: Kbc8042;
   /** Machine time skipped while the guest waited in HLT (virtual clock only). */
   private skippedNanoseconds = 0;
-  private readonly startedAt = performance.now();
+  private startedAt = performance.now();
   private readonly boot = 0;
 
   constructor(private readonly options: PcPlatformOptions) {
@@ -83,6 +83,20 @@ export class PcPlatform {
   now(): number {
     if (this.options.clock === "realtime") return Math.floor((performance.now() - this.startedAt) * 1e6);
     return this.options.retired() * this.options.nanosecondsPerInstruction + this.skippedNanoseconds;
+  }
+
+  /**
+   * What machine time is made of besides retired instructions, for a saved state: the time
+   * skipped in HLT (virtual clock) and, for the realtime clock, the time elapsed so far.
+   */
+  timeState(): { readonly skippedNanoseconds: number; readonly elapsedNanoseconds: number } {
+    return { skippedNanoseconds: this.skippedNanoseconds, elapsedNanoseconds: Math.floor((performance.now() - this.startedAt) * 1e6) };
+  }
+
+  /** Restores `timeState()`: machine time continues from where it was saved. */
+  restoreTime(state: { readonly skippedNanoseconds: number; readonly elapsedNanoseconds: number }): void {
+    this.skippedNanoseconds = state.skippedNanoseconds;
+    this.startedAt = performance.now() - state.elapsedNanoseconds / 1e6;
   }
 
   /**
