@@ -2,7 +2,7 @@
  * The built `vmmkit` binary as a user runs it: a real process with its exit status.
  * Needs `pnpm build` first (the README's test command builds before testing).
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -25,5 +25,25 @@ describe("the built vmmkit binary", () => {
     const result = spawnSync(process.execPath, [binary, "run", "/nonexistent.bin"], { encoding: "utf8", timeout: 30_000 });
     expect(result.status).toBe(1);
     expect(result.stderr).toBe("vmmkit: cannot read image /nonexistent.bin: no such file\n");
+  });
+
+  it("ends quietly when its output pipe closes early (| head)", async () => {
+    const child = spawn(process.execPath, [binary, "run", guest("counter/counter.elf")], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const firstLine = await new Promise<string>((resolve) => {
+      let text = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        text += chunk.toString();
+        if (text.includes("\n")) {
+          child.stdout.destroy(); // what head does after its lines
+          resolve(text.split("\n")[0]!);
+        }
+      });
+    });
+    const status = await new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    expect(firstLine).toMatch(/^tick 1 /);
+    expect(status).toBe(0);
+    expect(stderr).toBe("");
   });
 });
