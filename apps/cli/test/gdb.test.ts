@@ -171,6 +171,18 @@ describe.runIf(gdbAvailable || process.env.CI)("gdb against vmmkit run --gdb", (
     expect(vmmkit.status).toBe(33);
   }, 60_000);
 
+  it("resets the machine with monitor reset: the guest starts again and prints its banner twice", async () => {
+    const { vmmkit, gdb } = await session(
+      ["break *trace_start", "continue", "monitor reset", "flushregs", 'printf "at_start=%d\\n", $pc == &_start', "delete", "continue"].join("\n"),
+    );
+    expect(gdb).toContain("machine reset: the image is loaded again");
+    expect(values(gdb, "at_start")).toEqual(["1"]);
+    // Up to trace_start the first time, then the whole run after the reset (the counter
+    // variable is back at 0 because the image, data included, was loaded again).
+    expect(vmmkit.stdout).toBe("gdb-target: 12345\ngdb-target: 12345\nresult 4660\nint3 handled\n");
+    expect(vmmkit.status).toBe(33);
+  }, 60_000);
+
   it("answers monitor commands: help, state, a port-I/O breakpoint with its hit count", async () => {
     const { vmmkit, gdb } = await session(
       ["monitor help", "monitor state", "monitor break-io 0xf4 w", "continue", 'printf "at_finish=%d\\n", $pc > &finish && $pc <= &finish + 4', "monitor breakpoints", "monitor frobnicate", "continue"].join("\n"),

@@ -389,8 +389,18 @@ export function buildMachine(options: MachineOptions): Machine {
         outcome ??= { status: 1, reason: "killed", message: "the debugger killed the guest" };
         if (vm.state === VmState.Running) void vm.powerOff();
       },
-      monitorHelp: ["state                              the VM's lifecycle state and where each vCPU is"],
+      monitorHelp: [
+        "state                              the VM's lifecycle state and where each vCPU is",
+        "reset                              reset the machine (as a triple fault would); gdb: flushregs after it",
+      ],
       monitor: (command, print) => {
+        if (command === "reset") {
+          // Every vCPU is parked for the debugger: the reset happens now, and the machine
+          // starts from the image's entry when gdb resumes it.
+          resetMachine();
+          print(`machine reset: the image is loaded again and every vCPU is at its entry point\n`);
+          return true;
+        }
         if (command !== "state") return false;
         const lines = [`VM state: ${vm.state}`];
         for (let vcpu = 0; vcpu < cpuCount; vcpu++) lines.push(`  ${debug.describeThread(vcpu)}, ${retired(vcpu)} instructions retired`);
