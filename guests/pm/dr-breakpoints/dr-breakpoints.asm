@@ -3,9 +3,8 @@
 ; read/write breakpoint (traps after the access), and general detect (DR7.GD: MOV from a
 ; debug register faults with DR6.BD, and the CPU clears GD for the handler so the
 ; restarted MOV works). The #DB handler records DR6 and the EIP of each event.
-; I/O breakpoints are left to the CPU's unit tests: under `vmmkit run` every port access
-; exits to the VMM, which completes the IN/OUT itself (as WHPX does), so the CPU never
-; finishes the instruction that would report the trap.
+; I/O breakpoints have their own guest (io-breakpoint): under `vmmkit run` the port access
+; exits to the VMM, which completes the IN/OUT and then delivers the trap.
 %include "pm.inc"
 
 main:
