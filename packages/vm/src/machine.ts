@@ -123,8 +123,16 @@ export interface VmOptions<Exit extends EngineExit> {
   readonly cpuCount: number;
   readonly engine: ExecutionEngine<Exit>;
   readonly handleExit: ExitHandler<Exit>;
-  /** 1-100 (percent), default 100. */
+  /**
+   * 1-100 (percent), default 100. Below 100 each vCPU rests after every run for as long as
+   * keeps its share of wall-clock time at the cap (a run of t ms is followed by a pause of
+   * t × (100 − cap) / cap ms).
+   */
   readonly executionCap?: number;
+  /** Milliseconds from a monotonic clock, for the execution cap (default performance.now). */
+  readonly now?: () => number;
+  /** Waits `ms` milliseconds, for the execution cap (default setTimeout). */
+  readonly sleep?: (ms: number) => Promise<void>;
   /** Every hard reset becomes a power off (spec §5.9). Default false. */
   readonly powerOffInsteadOfReset?: boolean;
   /** Called once before a hard reset is turned into a power off. */
@@ -185,6 +193,8 @@ const EXITS_PER_YIELD = 1024;
 
 // The console global of browsers and Node (this package's lib settings do not declare it).
 declare const console: { error(...data: unknown[]): void };
+declare const performance: { now(): number };
+declare const setTimeout: (callback: () => void, ms: number) => unknown;
 
 const S = VmState;
 /** States in which the machine has stopped for good or needs the user. */
@@ -359,6 +369,8 @@ export class Vm<Exit extends EngineExit = EngineExit> {
   private coreGone = false;
 
   private executionCapPercent: number;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
   private powerOffInsteadOfResetFlag: boolean;
   private suspendReason: SuspendReason | "invalid" = "invalid";
   private resumeReason: ResumeReason | "invalid" = "invalid";
@@ -413,6 +425,8 @@ export class Vm<Exit extends EngineExit = EngineExit> {
     if (options.configuration !== undefined && typeof options.configuration !== "string") throw new VmError("InvalidParameter", "configuration must be a string");
     this.configuration = options.configuration ?? "";
     this.executionCapPercent = cap;
+    this.now = options.now ?? (() => performance.now());
+    this.sleep = options.sleep ?? ((ms) => new Promise<void>((resolve) => void setTimeout(resolve, ms)));
     this.powerOffInsteadOfResetFlag = options.powerOffInsteadOfReset ?? false;
     if (options.onError) this.atError.register(options.onError, undefined);
     this.vcpus = Array.from({ length: cpuCount }, (_, index) => ({
@@ -1541,6 +1555,8 @@ export class Vm<Exit extends EngineExit = EngineExit> {
       vcpu.wakePending = false;
       vcpu.inRun = true;
       let exit: Exit;
+      const capped = this.executionCapPercent < 100;
+      const started = capped ? this.now() : 0;
       try {
         exit = await this.engine.runVcpu(v);
       } catch (error) {
@@ -1550,6 +1566,11 @@ export class Vm<Exit extends EngineExit = EngineExit> {
         continue;
       }
       vcpu.inRun = false;
+      if (capped) {
+        const ran = this.now() - started;
+        const rest = (ran * (100 - this.executionCapPercent)) / this.executionCapPercent;
+        if (rest > 0) await this.sleep(rest);
+      }
       const cancelled = vcpu.cancelledByVm;
       vcpu.cancelledByVm = false;
       if (cancelled && this.isCancelExit(exit)) continue;
