@@ -21,6 +21,8 @@ command -v ld >/dev/null || { echo "build.sh: ld is not installed (apt-get insta
     && ld -m elf_i386 -T link.ld --build-id=none -o serial-echo.elf serial-echo.o && rm serial-echo.o)
 (cd reboot && nasm -f elf32 -o reboot.o reboot.asm \
     && ld -m elf_i386 -T link.ld --build-id=none -o reboot.elf reboot.o && rm reboot.o)
+(cd pgm-monitor && nasm -f elf32 -o pgm-monitor.o pgm-monitor.asm \
+    && ld -m elf_i386 -T link.ld --build-id=none -o pgm-monitor.elf pgm-monitor.o && rm pgm-monitor.o)
 (cd counter && nasm -f elf32 -o counter.o counter.asm \
     && ld -m elf_i386 -T link.ld --build-id=none -o counter.elf counter.o && rm counter.o)
 (cd cpu-diff && nasm -f bin -o harness.bin harness.asm)
@@ -45,4 +47,4 @@ gcc -O2 -Wall -o "$work/bench32-native" bench32/bench32-native.c
 (cd bench16 && nasm -f bin -o bench16.bin bench16.asm)
 python3 bench16/reference.py 1 2 3 10 > bench16/expected.txt
 
-ls -l hello/hello.bin hello32/hello32.bin hello-rom/hello-rom.bin hello-mb/hello-mb.elf gdb-target/gdb-target.elf gdb-smp/gdb-smp.elf pc-devices/pc-devices.elf serial-echo/serial-echo.elf reboot/reboot.elf counter/counter.elf cpu-diff/harness.bin bench32/bench32.elf bench16/bench16.bin
+ls -l hello/hello.bin hello32/hello32.bin hello-rom/hello-rom.bin hello-mb/hello-mb.elf gdb-target/gdb-target.elf gdb-smp/gdb-smp.elf pc-devices/pc-devices.elf serial-echo/serial-echo.elf reboot/reboot.elf pgm-monitor/pgm-monitor.elf counter/counter.elf cpu-diff/harness.bin bench32/bench32.elf bench16/bench16.bin

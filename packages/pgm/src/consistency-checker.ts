@@ -2,12 +2,13 @@
  * The consistency checker of spec §7 (`checkHandlersAndPagesInSync`): page handler states
  * against the registered handlers. The mandatory checks are the reference's; the
  * extensions (counted separately) check the reverse direction, the counters, aliases, the
- * lookup order and the derived `slow` bits. Cost O(pages + handlers).
+ * lookup order, the derived `slow` bits and the arena-wide fast-path table. Cost
+ * O(pages + arena pages + handlers).
  */
 import { HandlerKind, HandlerTypeFlags, PAGE_SIZE, PageHandlerState, PageType } from "./constants.js";
 import { hex } from "./errors.js";
 import type { HandlerTable } from "./handler-table.js";
-import { isAliasType, slowBits, type MemoryRange } from "./memory-range.js";
+import { isAliasType, SLOW_READ, SLOW_WRITE, slowBits, type MemoryRange } from "./memory-range.js";
 
 export interface ConsistencyReport {
   /** Findings of the reference's checks (spec §7 items 1–4). */
@@ -32,6 +33,7 @@ export function checkHandlersAndPagesInSync(
   table: HandlerTable,
   types: TypeView,
   rangeContaining: (address: number) => MemoryRange | undefined,
+  arenaSlow: Uint8Array,
 ): ConsistencyReport {
   const findings: string[] = [];
   let errorCount = 0;
@@ -122,6 +124,23 @@ export function checkHandlersAndPagesInSync(
         extension(`page ${hex(range.pageAddress(page))} is aliased (${type === PageType.Mmio2AliasMmio ? "MMIO2" : "host page"}) but not a disabled page of an MMIO handler`);
       }
       if (!range.aliases.has(page)) extension(`page ${hex(range.pageAddress(page))} is aliased but has no alias target`);
+    }
+  }
+
+  // ---- extension: the arena-wide fast-path table (ranges' views, everything else slow) -------
+  const covered = new Uint8Array(arenaSlow.length);
+  for (const range of ranges) {
+    if (range.slow.buffer !== arenaSlow.buffer) continue;
+    const firstPage = range.start / PAGE_SIZE;
+    if (range.slow.byteOffset !== arenaSlow.byteOffset + firstPage || range.slow.length !== range.pageCount) {
+      extension(`range "${range.description}" at ${hex(range.start)}: its fast-path bits are not the arena's pages of the range`);
+      continue;
+    }
+    covered.fill(1, firstPage, firstPage + range.pageCount);
+  }
+  for (let page = 0; page < arenaSlow.length; page++) {
+    if (covered[page] === 0 && arenaSlow[page] !== (SLOW_READ | SLOW_WRITE)) {
+      extension(`arena page ${hex(page * PAGE_SIZE)} belongs to no arena-backed range but is not marked slow`);
     }
   }
 

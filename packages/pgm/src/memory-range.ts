@@ -117,7 +117,12 @@ export class MemoryRange implements PhysicalRange {
   declare readonly handlerState: Uint8Array;
   /** notInEngine (bit 0), allocState (bits 1-3), engineState (bits 4-5). */
   declare readonly pageFlags: Uint8Array;
-  declare readonly slow: Uint8Array;
+  /**
+   * SLOW_READ | SLOW_WRITE per page. For a range backed by the arena this is a view into
+   * PhysicalMemory's arena-wide table (the fast path reads that table), so it is assigned
+   * once more, to a private copy, when the range is removed.
+   */
+  declare slow: Uint8Array;
   /** `bytes`, or an empty array for MMIO: one field type for the fast path. */
   declare readonly data: Uint8Array;
   /** Aliased MMIO pages by page index. */
@@ -137,6 +142,7 @@ export class MemoryRange implements PhysicalRange {
     device: MmioDevice | null,
     owner: unknown,
     dirtyTracking: boolean,
+    slow: Uint8Array | null,
   ) {
     // The fast path's fields first.
     this.start = start;
@@ -144,7 +150,7 @@ export class MemoryRange implements PhysicalRange {
     const pages = size / PAGE_SIZE;
     const type =
       kind === "ram" ? PageType.Ram : kind === "rom" ? PageType.Rom : kind === "mmio2" ? PageType.Mmio2 : PageType.Mmio;
-    this.slow = new Uint8Array(pages).fill(slowBits(type, PageHandlerState.None));
+    this.slow = (slow ?? new Uint8Array(pages)).fill(slowBits(type, PageHandlerState.None));
     this.data = bytes ?? EMPTY;
     this.kind = kind;
     this.size = size;

@@ -540,4 +540,62 @@ describe("the arena", () => {
     expect(memory.read(0x1000, 4)).toBe(0);
     expect(memory.read(0xfff, 1)).toBe(0x11);
   });
+  it("serves a range that straddles its end from the range's own buffer, and its arena pages stay unassigned", () => {
+    const memory = new PhysicalMemory({ arenaSize: 0x2000 });
+    memory.addRam(0x1000, 0x2000, "straddling");
+    memory.write(0x1ffe, 0x12345678, 4); // crosses into the page beyond the arena
+    expect(memory.read(0x1ffe, 4)).toBe(0x12345678);
+    expect(memory.read(0x1000, 2)).toBe(0);
+    expect(memory.arena.every((byte) => byte === 0)).toBe(true);
+    expect(memory.read(0x0ffe, 2)).toBe(0xffff); // a hole inside the arena
+    expect(memory.checkHandlersAndPagesInSync().findings).toEqual([]);
+  });
+
+  it("is not aliased by addresses at or above 4 GiB, or negative ones", () => {
+    const memory = new PhysicalMemory({ arenaSize: 0x2000 });
+    memory.addRam(0, 0x2000, "low");
+    memory.addRam(2 ** 32, 0x1000, "high");
+    memory.write(0x100, 0x11, 1);
+    memory.write(2 ** 32 + 0x100, 0x22, 1);
+    expect(memory.read(0x100, 1)).toBe(0x11);
+    expect(memory.read(2 ** 32 + 0x100, 1)).toBe(0x22);
+    expect(memory.read(2 ** 32 + 0x1100, 1)).toBe(0xff); // 0x1100 in the arena is RAM, this is a hole
+    memory.write(2 ** 32 + 0x1100, 0x33, 1);
+    expect(memory.arena[0x1100]).toBe(0);
+    expect(memory.read(-4096, 1)).toBe(0xff);
+  });
+
+  it("stops serving a removed range's pages directly, and serves them again once RAM is back", () => {
+    const memory = new PhysicalMemory({ arenaSize: 0x3000 });
+    const removed = memory.addRam(0x1000, 0x1000, "ram");
+    memory.write(0x1000, 0xaa, 1);
+    memory.removeRange(0x1000);
+    expect(memory.read(0x1000, 1)).toBe(0xff);
+    memory.write(0x1000, 0x55, 1);
+    expect(memory.arena[0x1000]).toBe(0);
+    expect(removed.bytes![0]).toBe(0);
+    memory.addMmio(0x1000, 0x1000, null, "mmio"); // MMIO without a device reads zeros
+    expect(memory.read(0x1000, 4)).toBe(0);
+    expect(memory.checkHandlersAndPagesInSync().findings).toEqual([]);
+  });
+
+  it("is checked by the consistency checker: a hole marked fast is reported", () => {
+    const memory = new PhysicalMemory({ arenaSize: 0x3000 });
+    memory.addRam(0, 0x1000, "ram");
+    memory["arenaSlow"][2] = 0; // behind the memory's back: the hole at 0x2000 looks like RAM
+    const report = memory.checkHandlersAndPagesInSync();
+    expect(report.extensionErrorCount).toBe(1);
+    expect(report.findings).toEqual(["(extension) arena page 0x2000 belongs to no arena-backed range but is not marked slow"]);
+  });
+
+  it("leaves no trace of an MMIO2 range refused for want of a handler record", () => {
+    const memory = new PhysicalMemory({ arenaSize: 0x40000, handlerCapacity: 32 });
+    memory.addRam(0, 0x20000, "ram");
+    for (let i = 0; i < 32; i++) memory.addMmio(0x100000 + i * 0x1000, 0x1000, recordingDevice().device, `device ${i}`);
+    pgmError("ERR_PGM_OUT_OF_HANDLERS", () => memory.addMmio2(0x20000, 0x10000, "owner", "vram", { dirtyTracking: true }));
+    expect(memory.read(0x20000, 4)).toBe(0xffffffff);
+    memory.write(0x20000, 0x1234, 2);
+    expect(memory.arena[0x20000]).toBe(0);
+    expect(memory.checkHandlersAndPagesInSync().findings).toEqual([]);
+  });
 });

@@ -139,7 +139,7 @@ const DEFAULT_HANDLER_CAPACITY = 6144;
 const KIND_NAMES = ["invalid", "write", "all", "mmio"];
 
 /** Stands in for "no last range": it covers no address (last address −1). */
-const NO_RANGE = new MemoryRange("mmio", 0, 0, "none", null, null, null, false);
+const NO_RANGE = new MemoryRange("mmio", 0, 0, "none", null, null, null, false, null);
 
 /** Fills unused type slots so every record's type resolves (spec §1.5 "dummy type"). */
 const DUMMY_TYPE: HandlerType = {
@@ -163,6 +163,12 @@ let nextTypeSalt = 1;
 export class PhysicalMemory {
   /** Backing of RAM/ROM/MMIO2 ranges below arenaSize. */
   declare readonly arena: Uint8Array;
+  /**
+   * SLOW_READ | SLOW_WRITE for every page of the arena: the fast path's one lookup. The
+   * `slow` array of an arena-backed range is a view into it; every other arena page (holes,
+   * MMIO) stays at both bits.
+   */
+  private declare readonly arenaSlow: Uint8Array;
   private readonly sortedRanges: MemoryRange[] = [];
   private readonly listeners: PhysicalMemoryListener[] = [];
   /**
@@ -170,11 +176,6 @@ export class PhysicalMemory {
    * so the field keeps one type and the fast path skips a check.
    */
   private lastRange: MemoryRange = NO_RANGE;
-  // The fast path's view of lastRange, one load away instead of two.
-  private fastStart = 0;
-  private fastLast = -1;
-  private fastSlow: Uint8Array = NO_RANGE.slow;
-  private fastData: Uint8Array = NO_RANGE.data;
   /** Accesses to addresses no range covers (reads, writes), counted by `read` and `write`. */
   unassignedReads = 0;
   unassignedWrites = 0;
@@ -201,6 +202,7 @@ export class PhysicalMemory {
       throw new PgmError("ERR_PGM_INVALID_ARGUMENT", `handler capacity ${capacity} must be an integer from 32 to 65536`);
     }
     this.arena = new Uint8Array(arenaSize);
+    this.arenaSlow = new Uint8Array(arenaSize / PAGE_SIZE).fill(SLOW_READ | SLOW_WRITE);
     this.table = new HandlerTable(capacity);
     this.typeSalt = nextTypeSalt++;
     this.types[DEVICE_TYPE] = {
@@ -257,7 +259,7 @@ export class PhysicalMemory {
   /** Adds zero-filled RAM. `start` and `size` are page multiples. */
   addRam(start: number, size: number, description: string): PhysicalRange {
     this.checkNewRange(start, size, description);
-    return this.insert(new MemoryRange("ram", start, size, description, this.backing(start, size), null, null, false));
+    return this.insert(new MemoryRange("ram", start, size, description, this.backing(start, size), null, null, false, this.arenaSlowOf(start, size)));
   }
 
   /**
@@ -270,7 +272,7 @@ export class PhysicalMemory {
     const bytes = this.backing(start, size);
     bytes.fill(0xff);
     bytes.set(content);
-    return this.insert(new MemoryRange("rom", start, size, description, bytes, null, null, false));
+    return this.insert(new MemoryRange("rom", start, size, description, bytes, null, null, false, this.arenaSlowOf(start, size)));
   }
 
   /**
@@ -280,7 +282,7 @@ export class PhysicalMemory {
    */
   addMmio(start: number, size: number, device: MmioDevice | null, description: string): PhysicalRange {
     this.checkNewRange(start, size, description);
-    const range = new MemoryRange("mmio", start, size, description, null, device, null, false);
+    const range = new MemoryRange("mmio", start, size, description, null, device, null, false, null);
     if (device === null) return this.insert(range);
     return this.insertWithOwnedHandler(range, DEVICE_TYPE);
   }
@@ -292,7 +294,7 @@ export class PhysicalMemory {
   addMmio2(start: number, size: number, owner: unknown, description: string, options: Mmio2Options = {}): PhysicalRange {
     this.checkNewRange(start, size, description);
     const dirtyTracking = options.dirtyTracking === true;
-    const range = new MemoryRange("mmio2", start, size, description, this.backing(start, size), null, owner, dirtyTracking);
+    const range = new MemoryRange("mmio2", start, size, description, this.backing(start, size), null, owner, dirtyTracking, this.arenaSlowOf(start, size));
     if (!dirtyTracking) return this.insert(range);
     return this.insertWithOwnedHandler(range, DIRTY_TYPE);
   }
@@ -324,8 +326,13 @@ export class PhysicalMemory {
       range.ownedHandler = -1;
     }
     this.sortedRanges.splice(index, 1);
-    this.useRange(NO_RANGE);
+    this.lastRange = NO_RANGE;
     range.removed = true;
+    if (range.slow.buffer === this.arenaSlow.buffer) {
+      // Its arena pages are unassigned again; the removed range keeps a copy of its own.
+      range.slow = range.slow.slice();
+      this.arenaSlowOf(range.start, range.size)!.fill(SLOW_READ | SLOW_WRITE);
+    }
     if (range.bytes && range.start + range.size <= this.arena.length) range.bytes.fill(0);
     for (const listener of this.listeners) listener.rangeRemoved(range);
     return range;
@@ -357,38 +364,37 @@ export class PhysicalMemory {
 
   /**
    * Reads 1, 2 or 4 bytes (little-endian) as the guest would, through any handler on the
-   * page (origin Emulator). The handler-free path is a range check, one byte of page state
-   * and the typed-array access.
+   * page (origin Emulator). The handler-free path inside the arena is one byte of per-page
+   * state and the typed-array access; it does not depend on how many handlers exist.
    */
   read(address: number, size: AccessSize): number {
     // Kept small so it inlines into the caller; everything but the fast path is elsewhere.
-    const offset = address - this.fastStart;
-    if (offset >= 0 && address + size - 1 <= this.fastLast) {
-      // Literals, not the named constants: module-level bindings cost a load here.
-      if ((this.fastSlow[offset >>> 12]! & 1) /* SLOW_READ */ === 0 && (offset & 0xfff) + size <= 4096) {
-        const bytes = this.fastData;
-        if (size === 1) return bytes[offset]!;
-        if (size === 2) return bytes[offset]! | (bytes[offset + 1]! << 8);
-        return (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 24)) >>> 0;
-      }
+    // `address >>> 12` wraps above 4 GiB and truncates fractions: the last test rules those out.
+    const page = address >>> 12;
+    const slow = this.arenaSlow;
+    // Literals, not the named constants: module-level bindings cost a load here.
+    if (page < slow.length && (slow[page]! & 1) /* SLOW_READ */ === 0 && (address & 0xfff) + size <= 4096 && address === address >>> 0) {
+      const bytes = this.arena;
+      if (size === 1) return bytes[address]!;
+      if (size === 2) return bytes[address]! | (bytes[address + 1]! << 8);
+      return (bytes[address]! | (bytes[address + 1]! << 8) | (bytes[address + 2]! << 16) | (bytes[address + 3]! << 24)) >>> 0;
     }
     return this.readOther(address, size);
   }
 
   /** Writes 1, 2 or 4 bytes as the guest would, through any handler (ROM ignores it, holes drop it). */
   write(address: number, value: number, size: AccessSize): void {
-    const offset = address - this.fastStart;
-    if (offset >= 0 && address + size - 1 <= this.fastLast) {
-      if ((this.fastSlow[offset >>> 12]! & 2) /* SLOW_WRITE */ === 0 && (offset & 0xfff) + size <= 4096) {
-        const bytes = this.fastData;
-        bytes[offset] = value;
-        if (size >= 2) bytes[offset + 1] = value >>> 8;
-        if (size === 4) {
-          bytes[offset + 2] = value >>> 16;
-          bytes[offset + 3] = value >>> 24;
-        }
-        return;
+    const page = address >>> 12;
+    const slow = this.arenaSlow;
+    if (page < slow.length && (slow[page]! & 2) /* SLOW_WRITE */ === 0 && (address & 0xfff) + size <= 4096 && address === address >>> 0) {
+      const bytes = this.arena;
+      bytes[address] = value;
+      if (size >= 2) bytes[address + 1] = value >>> 8;
+      if (size === 4) {
+        bytes[address + 2] = value >>> 16;
+        bytes[address + 3] = value >>> 24;
       }
+      return;
     }
     this.writeOther(address, value, size);
   }
@@ -922,17 +928,24 @@ export class PhysicalMemory {
         flags: (typeIndex) => types[typeIndex]!.flags,
       },
       (address) => this.findRange(address),
+      this.arenaSlow,
     );
   }
 
   // ---- internals: access paths --------------------------------------------------------------
 
-  /** `read` for everything but a handler-free access inside the last range used. */
+  /** `read` for everything but a handler-free access inside the arena. */
   private readOther(address: number, size: AccessSize): number {
     const range = this.findRange(address);
     if (range !== undefined && address + size - 1 <= range.lastAddress) {
       const offset = address - range.start;
-      if ((range.slow[offset >>> 12]! & SLOW_READ) === 0 && (offset & 0xfff) + size <= PAGE_SIZE) return this.read(address, size);
+      if ((range.slow[Math.floor(offset / PAGE_SIZE)]! & SLOW_READ) === 0 && (offset % PAGE_SIZE) + size <= PAGE_SIZE) {
+        // A range outside the arena (or a fast page whose access the caller could not take).
+        const bytes = range.data;
+        if (size === 1) return bytes[offset]!;
+        if (size === 2) return bytes[offset]! | (bytes[offset + 1]! << 8);
+        return (bytes[offset]! | (bytes[offset + 1]! << 8) | (bytes[offset + 2]! << 16) | (bytes[offset + 3]! << 24)) >>> 0;
+      }
       return this.readSlow(range, address, size);
     }
     if (!range && this.isUnassigned(address, size)) {
@@ -945,13 +958,22 @@ export class PhysicalMemory {
     return value >>> 0;
   }
 
-  /** `write` for everything but a handler-free access inside the last range used. */
+  /** `write` for everything but a handler-free access inside the arena. */
   private writeOther(address: number, value: number, size: AccessSize): void {
     const range = this.findRange(address);
     if (range !== undefined && address + size - 1 <= range.lastAddress) {
       const offset = address - range.start;
-      if ((range.slow[offset >>> 12]! & SLOW_WRITE) === 0 && (offset & 0xfff) + size <= PAGE_SIZE) this.write(address, value, size);
-      else this.writeSlow(range, address, value, size);
+      if ((range.slow[Math.floor(offset / PAGE_SIZE)]! & SLOW_WRITE) === 0 && (offset % PAGE_SIZE) + size <= PAGE_SIZE) {
+        const bytes = range.data;
+        bytes[offset] = value;
+        if (size >= 2) bytes[offset + 1] = value >>> 8;
+        if (size === 4) {
+          bytes[offset + 2] = value >>> 16;
+          bytes[offset + 3] = value >>> 24;
+        }
+      } else {
+        this.writeSlow(range, address, value, size);
+      }
       return;
     }
     if (!range && this.isUnassigned(address, size)) {
@@ -1491,19 +1513,11 @@ export class PhysicalMemory {
       if (address < range.start) high = middle - 1;
       else if (address > range.lastAddress) low = middle + 1;
       else {
-        this.useRange(range);
+        this.lastRange = range;
         return range;
       }
     }
     return undefined;
-  }
-
-  private useRange(range: MemoryRange): void {
-    this.lastRange = range;
-    this.fastStart = range.start;
-    this.fastLast = range.lastAddress;
-    this.fastSlow = range.slow;
-    this.fastData = range.data;
   }
 
   /** The range containing `address`, else the first one above it. */
@@ -1524,7 +1538,11 @@ export class PhysicalMemory {
   private insertWithOwnedHandler(range: MemoryRange, typeIndex: number): PhysicalRange {
     // Take the record first, so a full pool refuses the range before anything changes.
     const index = this.table.allocate();
-    if (index < 0) throw this.outOfHandlers(`add "${range.description}", which needs a handler`);
+    if (index < 0) {
+      // The range never existed: its arena pages (if any) go back to unassigned.
+      range.slow.fill(SLOW_READ | SLOW_WRITE);
+      throw this.outOfHandlers(`add "${range.description}", which needs a handler`);
+    }
     this.insert(range);
     const table = this.table;
     table.typeIndex[index] = typeIndex;
@@ -1580,6 +1598,12 @@ export class PhysicalMemory {
   private backing(start: number, size: number): Uint8Array {
     if (start + size <= this.arena.length) return this.arena.subarray(start, start + size);
     return new Uint8Array(size);
+  }
+
+  /** The arena-wide fast-path bits of a range backed by the arena (same test as `backing`), else null. */
+  private arenaSlowOf(start: number, size: number): Uint8Array | null {
+    if (start + size > this.arena.length) return null;
+    return this.arenaSlow.subarray(start / PAGE_SIZE, (start + size) / PAGE_SIZE);
   }
 
   private checkNewRange(start: number, size: number, description: string): void {

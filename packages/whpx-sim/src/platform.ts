@@ -399,7 +399,7 @@ export class WhvPlatform {
       hypervisorPresent: true,
       extendedVmExits: { x64CpuidExit: true, x64MsrExit: true, exceptionExit: true },
       exceptionExitBitmap: SUPPORTED_EXCEPTIONS,
-      simFeatures: { hostSingleStep: true, stickyCancel: true, instructionBudget: true, pendingEventExceptions: true, exclusiveRun: true },
+      simFeatures: { hostSingleStep: true, stickyCancel: true, instructionBudget: true, pendingEventExceptions: true, exclusiveRun: true, a20Gate: true },
     };
     if (!Object.hasOwn(capabilities, code)) throw new WhvError("unknownCapability", `unknown capability "${String(code)}"`);
     return capabilities[code];
@@ -578,6 +578,24 @@ export class WhvPlatform {
   deleteVirtualProcessor(handle: WhvPartitionHandle, vpIndex: number): void {
     const partition = this.readyPartition(handle);
     if (!partition.processors.delete(vpIndex)) throw new WhvError("vpDoesNotExist", `processor ${vpIndex} does not exist`);
+  }
+
+  /**
+   * Shim extension: gates address line 20 of a virtual processor, as a PC chipset's A20 gate
+   * (port 0x92, the 8042) does. While disabled, bit 20 of every physical address the
+   * processor uses is 0, so addresses wrap at 1 MiB as on an 8086. A new processor starts
+   * enabled (WHPX has no A20: its processors always see all address lines). Allowed while
+   * the processor runs (between slices); cached translations follow at once.
+   */
+  setVirtualProcessorA20(handle: WhvPartitionHandle, vpIndex: number, enabled: boolean): void {
+    const processor = this.processor(handle, vpIndex);
+    if (typeof enabled !== "boolean") throw new WhvError("invalidArg", `the A20 state of processor ${vpIndex} must be true or false, got ${String(enabled)}`);
+    processor.cpu.setA20(enabled);
+  }
+
+  /** Shim extension: whether address line 20 of a virtual processor is enabled. */
+  getVirtualProcessorA20(handle: WhvPartitionHandle, vpIndex: number): boolean {
+    return this.processor(handle, vpIndex).cpu.a20Enabled;
   }
 
   /** Reads registers by WHPX name; one unknown name fails the whole batch. */

@@ -340,6 +340,8 @@ export interface WhvSimFeatures {
   readonly instructionBudget: boolean;
   readonly pendingEventExceptions: boolean;
   readonly exclusiveRun: boolean;
+  /** `setVirtualProcessorA20` / `getVirtualProcessorA20` gate address line 20. */
+  readonly a20Gate: boolean;
 }
 
 export interface WhvCapabilityMap {

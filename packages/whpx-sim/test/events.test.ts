@@ -224,7 +224,7 @@ describe("the emulator helper under TF and faults", () => {
 describe("capabilities", () => {
   it("name the shim features and the exits this platform produces", () => {
     const platform = new WhvPlatform();
-    expect(platform.getCapability("simFeatures")).toEqual({ hostSingleStep: true, stickyCancel: true, instructionBudget: true, pendingEventExceptions: true, exclusiveRun: true });
+    expect(platform.getCapability("simFeatures")).toEqual({ hostSingleStep: true, stickyCancel: true, instructionBudget: true, pendingEventExceptions: true, exclusiveRun: true, a20Gate: true });
     expect(platform.getCapability("extendedVmExits")).toEqual({ x64CpuidExit: true, x64MsrExit: true, exceptionExit: true });
     // Vectors 0-0x13 except 2, 9 and 0xF (spec B.1).
     expect(platform.getCapability("exceptionExitBitmap")).toBe(0xfffffn & ~((1n << 2n) | (1n << 9n) | (1n << 15n)));

@@ -19,6 +19,7 @@ import {
 } from "@vmmkit/whpx-sim";
 import { CliError, hex } from "../cli-error.js";
 import { DebugControl } from "./debug-control.js";
+import { whpxEngineHooks } from "./engine-hooks.js";
 import type { EntryState, LoadedImage } from "./images.js";
 import { CONVENTIONAL_MEMORY_END, EXTENDED_MEMORY_START, MAX_MEMORY, MIN_MEMORY } from "./layout.js";
 import { PcPlatform, type ClockMode } from "./pc-platform.js";
@@ -135,6 +136,7 @@ export function buildMachine(options: MachineOptions): Machine {
   };
   for (let vcpu = 0; vcpu < cpuCount; vcpu++) platform.createVirtualProcessor(partition, vcpu);
   memory.addListener(mapper);
+  memory.attachEngine(whpxEngineHooks(memory, platform, partition)); // handler state → page protection in whpx-sim
   for (let vcpu = 0; vcpu < cpuCount; vcpu++) applyEntryState(platform, partition, vcpu, image.entry);
 
   // ---- devices on the port bus ---------------------------------------------------------
