@@ -151,6 +151,7 @@ export function buildMachine(options: MachineOptions): Machine {
     serial: options.serial,
     ...(options.debugConsole !== undefined ? { debugConsole: options.debugConsole } : {}),
     memoryBytes,
+    cpuCount,
     clock: options.clock ?? "virtual",
     nanosecondsPerInstruction: 1000 / clockMips,
     retired: () => retired(0),
@@ -356,6 +357,7 @@ export function buildMachine(options: MachineOptions): Machine {
     }
     debug.processorsRecreated();
     devices.reset();
+    devices.applyA20(); // new processors start with A20 on; the gate may say otherwise
   };
 
   const vm = new Vm<WhvRunVpExitContext>({

@@ -6,6 +6,7 @@
  * default (it advances with the instructions the boot processor retires) or the host's.
  */
 import {
+  A20Gate,
   CmosRtc,
   DebugConsole,
   DebugExit,
@@ -36,6 +37,8 @@ export interface PcPlatformOptions {
   /** Where bytes written to the debug console (0xE9, 0x402) go; none when absent. */
   readonly debugConsole?: SerialBackend;
   readonly memoryBytes: number;
+  /** Processors whose A20 line the gate drives (all of them: the line is the chipset's). */
+  readonly cpuCount: number;
   readonly clock: ClockMode;
   /** Virtual clock: nanoseconds of machine time per retired instruction. */
   readonly nanosecondsPerInstruction: number;
@@ -55,6 +58,8 @@ export class PcPlatform {
   readonly pit: Pit8254;
   readonly rtc: CmosRtc;
   readonly uart: Uart16550;
+  /** The A20 line: port 0x92 OR the 8042's output port, applied to every processor. */
+  readonly a20: A20Gate;
   readonly port92: Port92;
   readonly kbc: Kbc8042;
   /** Machine time skipped while the guest waited in HLT (virtual clock only). */
@@ -68,8 +73,10 @@ export class PcPlatform {
     this.pit = new Pit8254({ clock, irq: this.pic.irqLine(0) });
     this.rtc = new CmosRtc({ clock, irq: this.pic.irqLine(RTC_IRQ), memoryBytes: options.memoryBytes });
     this.uart = new Uart16550(options.serial, { clock, irq: this.pic.irqLine(COM1_IRQ), port: COM1_PORT, name: "com1" });
-    const port92 = (this.port92 = new Port92({ onReset: options.onReset }));
-    const kbc = (this.kbc = new Kbc8042({ onReset: options.onReset }));
+    this.a20 = new A20Gate({ setA20: (enabled) => this.driveA20(enabled) });
+    const port92 = (this.port92 = new Port92({ a20: this.a20.input(), onReset: options.onReset }));
+    // The 8042 powers on with A20 enabled (as QEMU's does), so kernels above 1 MiB load.
+    const kbc = (this.kbc = new Kbc8042({ a20: this.a20.input(), onReset: options.onReset }));
     for (const range of [...this.pic.portRanges(), ...this.pit.portRanges(), ...this.rtc.portRanges(), ...this.uart.portRanges(), ...port92.portRanges(), ...kbc.portRanges()]) {
       ports.register(range);
     }
@@ -77,6 +84,16 @@ export class PcPlatform {
     if (options.debugConsole !== undefined) {
       for (const range of new DebugConsole(options.debugConsole).portRanges()) ports.register(range);
     }
+  }
+
+  /** Puts the gate's A20 state on every processor again (after they were re-created, or a restore). */
+  applyA20(): void {
+    this.driveA20(this.a20.enabled);
+  }
+
+  private driveA20(enabled: boolean): void {
+    const { platform, partition } = this.options;
+    for (let vcpu = 0; vcpu < this.options.cpuCount; vcpu++) platform.setVirtualProcessorA20(partition, vcpu, enabled);
   }
 
   /** Machine time now, in nanoseconds. */

@@ -323,7 +323,10 @@ export function registerMachineUnits(machine: Machine, image: Uint8Array, descri
   vm.registerUnit(deviceUnit("rtc", devices.rtc, () => new CmosRtc({ clock: new VirtualClock(), memoryBytes: description.memoryBytes })));
   vm.registerUnit(deviceUnit("uart", devices.uart, () => new Uart16550(silentSerial, { clock: new VirtualClock() })));
   vm.registerUnit(deviceUnit("port92", devices.port92, () => new Port92({ onReset() {} })));
-  vm.registerUnit(deviceUnit("kbc", devices.kbc, () => new Kbc8042({ onReset() {} })));
+  const kbc = deviceUnit("kbc", devices.kbc, () => new Kbc8042({ onReset() {} }));
+  // The last of the two A20 sources: put the gate's state on the processors (the gate only
+  // tells them about changes, and restored processors start with A20 on).
+  vm.registerUnit({ ...kbc, load: (payload, version, pass) => (kbc.load(payload, version, pass), devices.applyA20()) });
 }
 
 /**
