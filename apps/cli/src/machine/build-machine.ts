@@ -5,7 +5,7 @@
  */
 import type { SerialBackend } from "@vmmkit/devices";
 import { PortSpace } from "@vmmkit/iom";
-import { PhysicalMemory, type PhysicalMemoryListener, type PhysicalRange } from "@vmmkit/pgm";
+import { AccessOrigin, PhysicalMemory, type PhysicalMemoryListener, type PhysicalRange } from "@vmmkit/pgm";
 import { Vm, VmState, type ExecutionEngine, type ExitAction } from "@vmmkit/vm";
 import {
   WhvEmulatorApi,
@@ -174,11 +174,12 @@ export function buildMachine(options: MachineOptions): Machine {
       else ports.write(access.port, access.data, access.accessSize);
     },
     memory(_vcpu, access) {
+      // One call per access, so a handler or device sees the guest's access size (pgm
+      // splits it only where it crosses a page or handler boundary).
       const address = Number(access.gpaAddress);
-      for (let i = 0; i < access.accessSize; i++) {
-        if (access.direction === "read") access.data[i] = memory.read(address + i, 1);
-        else memory.write(address + i, access.data[i]!, 1);
-      }
+      const bytes = access.data.subarray(0, access.accessSize);
+      if (access.direction === "read") memory.readInto(address, bytes, AccessOrigin.Emulator);
+      else memory.writeFrom(address, bytes, AccessOrigin.Emulator);
     },
     getVirtualProcessorRegisters<const N extends readonly WhvRegisterName[]>(vcpu: number, names: N) {
       return platform.getVirtualProcessorRegisters(partition, vcpu, names);
