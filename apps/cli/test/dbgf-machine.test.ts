@@ -107,4 +107,27 @@ describe("dbgf breakpoints in a running guest", () => {
     expect(outcome.status).toBe(33);
     expect(perCpu).toEqual([1000, 1000]);
   });
+
+  it("an MMIO breakpoint on RAM sees the guest's write and read of a variable, and the guest runs on unchanged", async () => {
+    const { machine, output } = machineWithOutput();
+    const dbg = machine.debug.debugger;
+    const seen: string[] = [];
+    const owner = dbg.createOwner({
+      ioHit: (_cpu, _user, _handle, _info, when, access, address, value) => {
+        seen.push(`${when} ${access & IoAccess.AnyWrite ? "write" : "read"} ${address.toString(16)} ${value.toString(16)}`);
+        return "resume";
+      },
+    });
+    const watched = symbol("watched");
+    const { handle } = dbg.setMmio(BigInt(watched), 4, IoAccess.MmioMask, { owner, flags: BreakpointFlags.Enabled | BreakpointFlags.HitBefore | BreakpointFlags.HitAfter });
+    const outcome = await machine.run();
+    expect(outcome.status).toBe(33);
+    expect(output()).toBe(NORMAL_OUTPUT);
+    // mov dword [watched], 0x1234, then mov eax, [watched]: each before and after.
+    const at = watched.toString(16);
+    expect(seen).toEqual([`before write ${at} 1234`, `after write ${at} 1234`, `before read ${at} 0`, `after read ${at} 1234`]);
+    expect(machine.memory.isRegistered(watched)).toBe(true);
+    dbg.clear(handle);
+    expect(machine.memory.isRegistered(watched)).toBe(false);
+  });
 });

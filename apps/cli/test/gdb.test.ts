@@ -183,6 +183,16 @@ describe.runIf(gdbAvailable || process.env.CI)("gdb against vmmkit run --gdb", (
     expect(vmmkit.status).toBe(33);
   }, 60_000);
 
+  it("stops on a monitor break-mmio watching a RAM variable, after the write", async () => {
+    const { vmmkit, gdb } = await session(
+      ['eval "monitor break-mmio 0x%x 4 w", &watched', "continue", 'printf "after_write=%d\\n", $pc == &watch_read', "monitor breakpoints", "continue"].join("\n"),
+    );
+    expect(values(gdb, "after_write")).toEqual(["1"]);
+    expect(gdb).toMatch(/MMIO 0x[0-9a-f]+\+4\s+enabled\s+hits 1/);
+    expect(vmmkit.stdout).toContain("result 4660\nint3 handled\n");
+    expect(vmmkit.status).toBe(33);
+  }, 60_000);
+
   it("answers monitor commands: help, state, a port-I/O breakpoint with its hit count", async () => {
     const { vmmkit, gdb } = await session(
       ["monitor help", "monitor state", "monitor break-io 0xf4 w", "continue", 'printf "at_finish=%d\\n", $pc > &finish && $pc <= &finish + 4', "monitor breakpoints", "monitor frobnicate", "continue"].join("\n"),

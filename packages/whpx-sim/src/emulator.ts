@@ -81,6 +81,16 @@ const STATE_REGISTERS = [
 /** Always written back; segment registers only when the instruction changed them. */
 const RESULT_REGISTERS = ["x64Rax", "x64Rcx", "x64Rdx", "x64Rbx", "x64Rsp", "x64Rbp", "x64Rsi", "x64Rdi", "x64Rip", "x64Rflags"] as const;
 const SEGMENT_REGISTERS = ["x64Es", "x64Cs", "x64Ss", "x64Ds", "x64Fs", "x64Gs"] as const;
+/** Written back when the instruction changed them (LGDT/LIDT, LLDT/LTR, MOV CR, LMSW from MMIO). */
+const SYSTEM_REGISTERS = ["x64Gdtr", "x64Idtr", "x64Ldtr", "x64Tr", "x64Cr0", "x64Cr3", "x64Cr4", "x64Efer"] as const;
+
+/** Equal register values: bigints, or the fields of segment and table records. */
+function sameRegisterValue(a: unknown, b: unknown): boolean {
+  if (typeof a !== "object" || a === null || typeof b !== "object" || b === null) return a === b;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  return Object.keys(x).every((key) => x[key] === y[key] || (typeof x[key] === "number" && typeof y[key] === "number" && (x[key] as number) >>> 0 === (y[key] as number) >>> 0));
+}
 
 const FLAG_TF = 0x100;
 const SINGLE_STEP = { breakpoint0: false, breakpoint1: false, breakpoint2: false, breakpoint3: false, singleStep: true } as const;
@@ -263,6 +273,14 @@ export class WhvEmulatorApi {
         const before = values[STATE_REGISTERS.indexOf(name)] as WhvX64SegmentRegister;
         const after = readRegister(state, name) as WhvX64SegmentRegister;
         if (after.selector !== before.selector || after.base !== before.base || after.limit >>> 0 !== before.limit >>> 0 || after.attributes !== before.attributes) {
+          names.push(name);
+          results.push(after);
+        }
+      }
+      for (const name of SYSTEM_REGISTERS) {
+        const before = values[STATE_REGISTERS.indexOf(name)];
+        const after = readRegister(state, name);
+        if (!sameRegisterValue(before, after)) {
           names.push(name);
           results.push(after);
         }

@@ -49,6 +49,17 @@ describe("tryMmioEmulation", () => {
     expectExit(await guest.run(), "x64Halt");
   });
 
+  it("completes LIDT from MMIO and writes the new IDTR back (system registers the instruction changed)", async () => {
+    const guest = mmioGuest([0x0f, 0x01, 0x1e, 0x00, 0x00]); // lidt [0]
+    // limit 0x03ff, base 0x00012345
+    const emulator = createLoggingEmulator(guest, { mmioRead: (gpa, size) => Array.from({ length: size }, (_, i) => [0xff, 0x03, 0x45, 0x23, 0x01, 0x00][gpa - MMIO_BASE + i] ?? 0) });
+    const exit = expectExit(await guest.run(), "memoryAccess");
+    expect(emulator.api.tryMmioEmulation(emulator.handle, 0, exit.vpContext, exit.memoryAccess).emulationSuccessful).toBe(true);
+    const [idtr, rip] = guest.get(["x64Idtr", "x64Rip"] as const);
+    expect(idtr).toMatchObject({ base: 0x12345n, limit: 0x3ff });
+    expect(rip).toBe(BigInt(CODE + 5));
+  });
+
   it("completes a MOV to MMIO: one write callback with the bytes, RIP advanced", async () => {
     const guest = mmioGuest([0x66, 0x89, 0x07, 0xf4]); // mov [bx], eax; hlt
     guest.set(["x64Rax", "x64Rbx"], [0xdead_beefn, 0x20n]);

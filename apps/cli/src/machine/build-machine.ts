@@ -178,8 +178,10 @@ export function buildMachine(options: MachineOptions): Machine {
       // splits it only where it crosses a page or handler boundary).
       const address = Number(access.gpaAddress);
       const bytes = access.data.subarray(0, access.accessSize);
-      if (access.direction === "read") memory.readInto(address, bytes, AccessOrigin.Emulator);
-      else memory.writeFrom(address, bytes, AccessOrigin.Emulator);
+      const write = access.direction === "write";
+      const perform = () => (write ? memory.writeFrom(address, bytes, AccessOrigin.Emulator) : memory.readInto(address, bytes, AccessOrigin.Emulator));
+      if (debug.watchingMmio) debug.watchDeviceAccess(address, bytes, write, perform);
+      else perform();
     },
     getVirtualProcessorRegisters<const N extends readonly WhvRegisterName[]>(vcpu: number, names: N) {
       return platform.getVirtualProcessorRegisters(partition, vcpu, names);

@@ -15,7 +15,7 @@ import {
   type GdbTarget,
 } from "@vmmkit/dbgf";
 import type { AccessSize, IoBreakpointChecker, PortAccessDirection, PortAccessPhase, PortSpace } from "@vmmkit/iom";
-import type { PhysicalMemory } from "@vmmkit/pgm";
+import { AccessOrigin, AccessResult, AccessType, HandlerKind, type HandlerTypeHandle, type PhysicalMemory } from "@vmmkit/pgm";
 import type { WhvPartitionHandle, WhvPlatform, WhvRegisterName, WhvRunVpExitContext } from "@vmmkit/whpx-sim";
 import { hex } from "../cli-error.js";
 
@@ -76,6 +76,10 @@ const SEGMENT_REGISTERS: Partial<Record<GdbRegisterName, "x64Cs" | "x64Ss" | "x6
 export class DebugControl implements GdbTarget {
   readonly debugger: Debugger;
   private readonly debuggerHost: DebuggerHost;
+  /** The pgm handler type of MMIO breakpoints over RAM and ROM pages. */
+  private readonly mmioHandlerType: HandlerTypeHandle;
+  /** Armed MMIO breakpoint ranges: the pgm handlers placed for each, and those over device MMIO. */
+  private readonly watched: WatchedRange[] = [];
   readonly cpuCount: number;
   readonly monitorHelp: readonly string[];
 
@@ -116,6 +120,11 @@ export class DebugControl implements GdbTarget {
     this.breakpointHit = new Int32Array(parts.cpuCount).fill(-1);
     this.stepOver = new Array<{ physical: number; original: number } | null>(parts.cpuCount).fill(null);
     this.waiters = new Array<(() => void) | null>(parts.cpuCount).fill(null);
+    this.mmioHandlerType = parts.memory.registerHandlerType({
+      kind: HandlerKind.All,
+      description: "dbgf MMIO breakpoint",
+      onAccess: (address, buffer, offset, size, type, origin, user) => this.onWatchedAccess(address, buffer, offset, size, type, origin, user as WatchedRange),
+    });
     this.debuggerHost = this.host();
     this.debugger = new Debugger(this.debuggerHost, {});
     parts.platform.setPartitionProperty(parts.partition, "extendedVmExits", { exceptionExit: true });
@@ -386,6 +395,77 @@ export class DebugControl implements GdbTarget {
     this.ioCpu = vcpu;
   }
 
+  // ---- MMIO breakpoints -----------------------------------------------------------------------
+
+  /**
+   * Watches guest-physical `[address, address + size)`. RAM and ROM pages get an all-access
+   * pgm handler (the engine hooks then make every guest access to them exit); device MMIO
+   * already exits, and `watchDeviceAccess` checks it. A page someone else handles is refused.
+   */
+  private armMmio(address: number, size: number): void {
+    const { memory } = this.parts;
+    const range: WatchedRange = { start: address, last: address + size - 1, handlers: [] };
+    try {
+      for (let page = Math.floor(range.start / 4096) * 4096; page <= range.last; page += 4096) {
+        const backing = memory.rangeAt(page);
+        if (backing === undefined) throw new Error(`nothing is mapped at ${hex(page)}, so no guest access there can be watched`);
+        if (backing.kind === "mmio") continue;
+        if (memory.isRegistered(page)) throw new Error(`${hex(page)} already has a physical access handler`);
+        memory.register(page, page + 4095, this.mmioHandlerType, range, `MMIO breakpoint ${hex(range.start)}-${hex(range.last)}`);
+        range.handlers.push(page);
+      }
+    } catch (error) {
+      for (const page of range.handlers) memory.deregister(page);
+      throw error;
+    }
+    this.watched.push(range);
+  }
+
+  private disarmMmio(address: number, size: number): void {
+    const index = this.watched.findIndex((range) => range.start === address && range.last === address + size - 1);
+    if (index < 0) return;
+    const [range] = this.watched.splice(index, 1);
+    for (const page of range!.handlers) this.parts.memory.deregister(page);
+  }
+
+  /** True while MMIO breakpoints are armed: the emulator's memory callback then reports device accesses. */
+  get watchingMmio(): boolean {
+    return this.watched.length > 0;
+  }
+
+  /**
+   * A guest access to device MMIO the emulator is completing: dbgf's MMIO breakpoints are
+   * checked before and after it, as the pgm handler does for RAM pages.
+   */
+  watchDeviceAccess(address: number, bytes: Uint8Array, write: boolean, access: () => void): void {
+    // RAM and ROM pages are checked by the pgm handler; only device MMIO is checked here.
+    if (this.watched.length === 0 || this.parts.memory.rangeAt(address)?.kind !== "mmio") access();
+    else this.checkedAccess(address, bytes, write, access);
+  }
+
+  private onWatchedAccess(address: number, buffer: Uint8Array, offset: number, size: number, type: AccessType, origin: AccessOrigin, range: WatchedRange): AccessResult {
+    // Only the guest's own accesses, and only those that touch the breakpoint's bytes.
+    if (origin !== AccessOrigin.Emulator || address > range.last || address + size - 1 < range.start) return AccessResult.Default;
+    const bytes = buffer.subarray(offset, offset + size);
+    const write = type === AccessType.Write;
+    this.checkedAccess(address, bytes, write, () => {
+      if (write) this.parts.memory.loadBytes(address, bytes);
+      else bytes.set(this.parts.memory.readBytes(address, size));
+    });
+    return AccessResult.Handled;
+  }
+
+  private checkedAccess(address: number, bytes: Uint8Array, write: boolean, access: () => void): void {
+    let value = 0n;
+    for (let i = bytes.length - 1; i >= 0; i--) value = (value << 8n) | BigInt(bytes[i]!);
+    // A stop is reported after the instruction (trap semantics), so the access is never held back.
+    this.debugger.checkMmio(this.ioCpu, address, bytes.length, write, write ? value : 0n, true);
+    access();
+    let after = 0n;
+    for (let i = bytes.length - 1; i >= 0; i--) after = (after << 8n) | BigInt(bytes[i]!);
+    this.debugger.checkMmio(this.ioCpu, address, bytes.length, write, after, false);
+  }
+
   // ---- internals -------------------------------------------------------------------------
 
   private async onBreakpointException(exit: WhvRunVpExitContext & { exitReason: "exception" }, vcpu: number): Promise<"resume"> {
@@ -619,16 +699,22 @@ export class DebugControl implements GdbTarget {
         ]);
       },
       portBreakpointsArmed: (armed) => this.parts.ports.setBreakpointChecker(armed ? this.ioChecker : null),
-      armMmioRange: () => {
-        throw new Error("MMIO breakpoints are not wired into vmmkit run yet");
-      },
-      disarmMmioRange: () => {},
+      armMmioRange: (address, size) => this.armMmio(address, size),
+      disarmMmioRange: (address, size) => this.disarmMmio(address, size),
       raiseBreakpointEvent: (cpu, handle) => {
         this.breakpointHit[cpu] = handle;
       },
       debugEventsChanged: () => {},
     };
   }
+}
+
+/** An armed MMIO breakpoint range and the page-aligned pgm handlers that watch it. */
+interface WatchedRange {
+  readonly start: number;
+  readonly last: number;
+  /** First pages of the handlers registered for it (RAM/ROM pages); device MMIO needs none. */
+  readonly handlers: number[];
 }
 
 function readDword(memory: PhysicalMemory, address: number): number {
