@@ -1,5 +1,7 @@
 export { WhvPlatform, SLICE_INSTRUCTIONS } from "./platform.js";
 export { WhvEmulatorApi } from "./emulator.js";
+export { WhvTranslateGvaFlags } from "./translate.js";
+export type { WhvTranslateGvaResult, WhvTranslateGvaResultCode } from "./translate.js";
 export type {
   WhvEmulatorCallbacks,
   WhvEmulatorIoAccessInfo,

@@ -15,6 +15,7 @@ import {
   type WhvSimRunOptions,
   type WhvVpExitContext,
 } from "./types.js";
+import { translateGva, type WhvTranslateGvaResult } from "./translate.js";
 import { yieldToEventLoop } from "./yield.js";
 
 /** Instructions a run executes before it yields to the event loop (and checks for cancel). */
@@ -591,6 +592,38 @@ export class WhvPlatform {
     const processor = this.processor(handle, vpIndex);
     if (typeof enabled !== "boolean") throw new WhvError("invalidArg", `the A20 state of processor ${vpIndex} must be true or false, got ${String(enabled)}`);
     processor.cpu.setA20(enabled);
+  }
+
+  /**
+   * WHvTranslateGva: a guest-virtual address of `vpIndex` to a guest-physical one through its
+   * paging structures (read from the mapped RAM; two-level with PSE, or PAE with NX), checking
+   * the access `flags` asks about (WhvTranslateGvaFlags). Accessed and dirty bits are left
+   * alone and nothing is cached.
+   */
+  translateGva(handle: WhvPartitionHandle, vpIndex: number, gva: bigint, flags: number): WhvTranslateGvaResult {
+    const processor = this.processor(handle, vpIndex);
+    if (typeof gva !== "bigint" || gva < 0n || gva > 0xffffffffn) throw new WhvError("invalidArg", `GVA ${String(gva)} is not a 32-bit address`);
+    if (!Number.isInteger(flags) || (flags & ~0xf) !== 0) throw new WhvError("invalidArg", `translate flags 0x${Number(flags).toString(16)} are not WhvTranslateGvaFlags`);
+    const cpu = processor.cpu;
+    const partition = processor.partition;
+    return translateGva(
+      {
+        cr0: cpu.cr0,
+        cr3: cpu.cr3,
+        cr4: cpu.cr4,
+        efer: cpu.efer,
+        cpl: cpu.cpl,
+        readDword: (gpa) => {
+          const mapping = partition.mappingAt(gpa);
+          if (mapping === undefined || gpa + 4 > mapping.start + mapping.size) return null;
+          const at = gpa - mapping.start;
+          const bytes = mapping.source;
+          return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+        },
+      },
+      Number(gva),
+      flags,
+    );
   }
 
   /** Shim extension: whether address line 20 of a virtual processor is enabled. */

@@ -16,7 +16,7 @@ import {
 } from "@vmmkit/dbgf";
 import type { AccessSize, IoBreakpointChecker, PortAccessDirection, PortAccessPhase, PortSpace } from "@vmmkit/iom";
 import { AccessOrigin, AccessResult, AccessType, HandlerKind, type HandlerTypeHandle, type PhysicalMemory } from "@vmmkit/pgm";
-import type { WhvPartitionHandle, WhvPlatform, WhvRegisterName, WhvRunVpExitContext } from "@vmmkit/whpx-sim";
+import { WhvTranslateGvaFlags, type WhvPartitionHandle, type WhvPlatform, type WhvRegisterName, type WhvRunVpExitContext } from "@vmmkit/whpx-sim";
 import { hex } from "../cli-error.js";
 
 const VECTOR_DEBUG = 1;
@@ -648,19 +648,11 @@ export class DebugControl implements GdbTarget {
     this.parts.platform.setPartitionProperty(this.parts.partition, "exceptionExitBitmap", BigInt(bitmap));
   }
 
-  /** Linear → physical through `cpu`'s paging (32-bit two-level, with 4 MiB pages). */
+  /** Linear → physical through `cpu`'s paging, as the debugger sees it (no privilege checks). */
   private translate(cpu: number, linear: number): number {
-    const { platform, partition, memory } = this.parts;
-    const [cr0, cr3, cr4] = platform.getVirtualProcessorRegisters(partition, cpu, ["x64Cr0", "x64Cr3", "x64Cr4"] as const);
-    if ((Number(cr0) & 0x8000_0000) === 0) return linear >>> 0;
-    if ((Number(cr4) & 0x20) !== 0) throw new Error(`cannot translate ${hex(linear)}: PAE paging is not supported by the debugger yet`);
-    const directory = Number(cr3) & 0xffff_f000;
-    const pde = readDword(memory, directory + ((linear >>> 22) << 2));
-    if ((pde & 1) === 0) throw new Error(`${hex(linear)} is not mapped (page directory entry not present)`);
-    if ((pde & 0x80) !== 0 && (Number(cr4) & 0x10) !== 0) return ((pde & 0xffc0_0000) | (linear & 0x3f_ffff)) >>> 0;
-    const pte = readDword(memory, (pde & 0xffff_f000) + (((linear >>> 12) & 0x3ff) << 2));
-    if ((pte & 1) === 0) throw new Error(`${hex(linear)} is not mapped (page table entry not present)`);
-    return ((pte & 0xffff_f000) | (linear & 0xfff)) >>> 0;
+    const result = this.parts.platform.translateGva(this.parts.partition, cpu, BigInt(linear >>> 0), WhvTranslateGvaFlags.privilegeExempt);
+    if (result.resultCode !== "success") throw new Error(`${hex(linear)} cannot be translated: ${result.resultCode}`);
+    return Number(result.gpa);
   }
 
   private readLinear(cpu: number, linear: number, length: number): Uint8Array {
@@ -717,7 +709,3 @@ interface WatchedRange {
   readonly handlers: number[];
 }
 
-function readDword(memory: PhysicalMemory, address: number): number {
-  const bytes = memory.readBytes(address, 4);
-  return (bytes[0]! | (bytes[1]! << 8) | (bytes[2]! << 16) | (bytes[3]! << 24)) >>> 0;
-}
