@@ -44,6 +44,7 @@ import {
   TR,
   VECTOR_DB,
   VECTOR_DF,
+  VECTOR_NMI,
   VECTOR_GP,
   VECTOR_NP,
   VECTOR_PF,
@@ -229,6 +230,10 @@ export class Cpu {
   halted = false;
   /** Vector of an external interrupt waiting for IF, or −1. */
   pendingInterrupt = -1;
+  /** An NMI waits to be delivered (not maskable by IF; held while one is being handled). */
+  nmiPending = false;
+  /** An NMI is being handled: further NMIs wait until the next IRET. */
+  nmiMasked = false;
   /**
    * Interrupts held off for one instruction: SHADOW_STI after STI, SHADOW_MOV_SS after
    * MOV SS / POP SS (which also delays a single-step trap); 0 when none.
@@ -360,6 +365,8 @@ export class Cpu {
     this.cpl = 0;
     this.halted = false;
     this.pendingInterrupt = -1;
+    this.nmiPending = false;
+    this.nmiMasked = false;
     this.interruptShadow = 0;
     this.physicalAddressMask = this.modelLevel === 0 ? 0xfffff : this.modelLevel === 2 ? 0xffffff : 0xffffffff;
     this.a20Enabled = true;
@@ -1434,6 +1441,16 @@ export class Cpu {
     this.leaveBlock = true;
   }
 
+  /**
+   * Raises the NMI line: vector 2 is delivered before the next instruction whatever IF says,
+   * unless an NMI handler is still running (until its IRET) or a MOV SS/STI shadow is active.
+   */
+  raiseNmi(): void {
+    this.nmiPending = true;
+    this.sliceLimit = 0;
+    this.leaveBlock = true;
+  }
+
   /** True when an external interrupt could be delivered before the next instruction. */
   get interruptsDeliverable(): boolean {
     return (this.flags & FLAG_IF) !== 0 && this.interruptShadow === 0;
@@ -1918,6 +1935,12 @@ export class Cpu {
       if (this.stopRequested) {
         this.stopRequested = false;
         return RunExit.Stop;
+      }
+      if (this.nmiPending && !this.nmiMasked && this.interruptShadow === 0) {
+        this.nmiPending = false;
+        this.nmiMasked = true;
+        this.dispatchException(VECTOR_NMI, -1, false, this.eip, true);
+        if (this.pendingExit >= 0) return this.takeExit();
       }
       if (this.interruptShadow === 0 && this.flags & FLAG_IF) {
         if (this.interruptWindowExit) return RunExit.InterruptWindow;

@@ -253,3 +253,53 @@ describe("double and triple faults (protected mode)", () => {
     expect(machine.runAt(0x7c00)).toBe(RunExit.Shutdown);
   });
 });
+
+describe("NMI", () => {
+  // regs16 holds the low halves: AX, CX, BX are regs16[0], [2], [6].
+  // Handler at 0000:7E00: count in BX, then wait in a loop until AX = 1, then IRET.
+  function nmiMachine(): Machine {
+    const machine = realModeMachine();
+    machine.setVector(2, 0, 0x7e00);
+    machine.load(0x7e00, [
+      0x43, //             inc bx
+      0x83, 0xf8, 0x01, // cmp ax, 1
+      0x75, 0xfb, //       jne cmp
+      0xcf, //             iret
+    ]);
+    // Main code: cli, then an endless loop of INC CX.
+    machine.load(0x7c00, [0xfa, 0x41, 0xeb, 0xfd]);
+    return machine;
+  }
+
+  it("is delivered with IF = 0 and held while its handler runs, until the handler's IRET", () => {
+    const machine = nmiMachine();
+    const { cpu } = machine;
+    machine.runAt(0x7c00, 10);
+    expect(cpu.regs16[6]).toBe(0); // BX: no NMI yet
+    cpu.raiseNmi();
+    cpu.run(20);
+    expect(cpu.regs16[6]).toBe(1); // taken although IF = 0
+    expect(cpu.nmiMasked).toBe(true);
+    cpu.raiseNmi(); // a second one while the handler spins: held
+    cpu.run(20);
+    expect(cpu.regs16[6]).toBe(1);
+    expect(cpu.nmiPending).toBe(true);
+    cpu.regs16[0] = 1; // let the handler return
+    cpu.run(20);
+    // The IRET ended the blocking; the held NMI was taken right after it.
+    expect(cpu.regs16[6]).toBe(2);
+    expect(cpu.nmiPending).toBe(false);
+  });
+
+  it("wakes the processor from HLT", () => {
+    const machine = realModeMachine();
+    const { cpu } = machine;
+    machine.setVector(2, 0, 0x7e00);
+    machine.load(0x7e00, [0x43, 0xcf]); // inc bx; iret
+    machine.load(0x7c00, [0xfa, 0xf4, 0x41, 0xf4]); // cli; hlt; inc cx; hlt
+    expect(machine.runAt(0x7c00, 100)).toBe(RunExit.Halt);
+    cpu.raiseNmi();
+    expect(cpu.run(100)).toBe(RunExit.Halt);
+    expect([cpu.regs16[6], cpu.regs16[2]]).toEqual([1, 1]); // handler ran, then INC CX
+  });
+});

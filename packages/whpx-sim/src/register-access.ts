@@ -122,7 +122,7 @@ export function readRegister(state: ProcessorState, name: WhvRegisterName): WhvR
     case "x64SysenterEip": return u64(cpu.msrSysenterEip);
     case "x64SysenterEsp": return u64(cpu.msrSysenterEsp);
     case "interruptState":
-      return { interruptShadow: cpu.interruptShadow !== 0, nmiMasked: false } satisfies WhvX64InterruptState;
+      return { interruptShadow: cpu.interruptShadow !== 0, nmiMasked: cpu.nmiMasked } satisfies WhvX64InterruptState;
     case "pendingInterruption":
       if (state.eventVector >= 0) {
         return {
@@ -134,6 +134,9 @@ export function readRegister(state: ProcessorState, name: WhvRegisterName): WhvR
           interruptionVector: state.eventVector,
           errorCode: Math.max(0, state.eventErrorCode),
         } satisfies WhvX64PendingInterruption;
+      }
+      if (cpu.nmiPending) {
+        return { interruptionPending: true, interruptionType: 2, deliverErrorCode: false, instructionLength: 0, nestedEvent: false, interruptionVector: 2, errorCode: 0 } satisfies WhvX64PendingInterruption;
       }
       return {
         interruptionPending: cpu.pendingInterrupt >= 0,
@@ -249,12 +252,16 @@ export function writeRegister(state: ProcessorState, name: WhvRegisterName, valu
     case "x64SysenterEsp": cpu.msrSysenterEsp = u32(value as bigint, name); return;
     case "interruptState":
       cpu.interruptShadow = (value as WhvX64InterruptState).interruptShadow ? 1 : 0;
+      cpu.nmiMasked = (value as WhvX64InterruptState).nmiMasked === true;
       return;
     case "pendingInterruption": {
       const pending = value as WhvX64PendingInterruption;
       if (!pending.interruptionPending) {
         cpu.pendingInterrupt = -1;
+        cpu.nmiPending = false;
         state.eventVector = -1;
+      } else if (pending.interruptionType === 2) {
+        cpu.raiseNmi();
       } else if (pending.interruptionType === 3) {
         queueException(state, pending.interruptionVector & 0xff, pending.deliverErrorCode ? pending.errorCode >>> 0 : -1, BigInt(cpu.cr2 >>> 0));
       } else {
@@ -329,7 +336,6 @@ export function validateRegisterValue(name: WhvRegisterName, value: WhvRegisterV
       return;
     case "interruptState":
       if (typeof value !== "object" || value === null) throw new WhvError("invalidArg", `register ${name} needs a record`);
-      if ((value as WhvX64InterruptState).nmiMasked) throw new WhvError("invalidArg", "nmiMasked cannot be set: this processor has no NMI");
       return;
     case "internalActivityState": {
       const activity = value as WhvInternalActivity;
@@ -341,9 +347,10 @@ export function validateRegisterValue(name: WhvRegisterName, value: WhvRegisterV
       const pending = value as WhvX64PendingInterruption;
       if (typeof pending !== "object" || pending === null) throw new WhvError("invalidArg", `register ${name} needs a record`);
       if (pending.interruptionPending) {
-        if (pending.interruptionType !== 0 && pending.interruptionType !== 3) {
-          throw new WhvError("invalidArg", `interruption type ${String(pending.interruptionType)} cannot be injected: 0 (external interrupt) and 3 (exception) only, this processor has no NMI`);
+        if (pending.interruptionType !== 0 && pending.interruptionType !== 2 && pending.interruptionType !== 3) {
+          throw new WhvError("invalidArg", `interruption type ${String(pending.interruptionType)} cannot be injected: 0 (external interrupt), 2 (NMI) or 3 (exception)`);
         }
+        if (pending.interruptionType === 2 && pending.interruptionVector !== 2) throw new WhvError("invalidArg", `an NMI has vector 2, not ${String(pending.interruptionVector)}`);
         checkVector(pending.interruptionVector, pending.interruptionType === 3);
       }
       return;

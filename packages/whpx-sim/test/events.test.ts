@@ -72,10 +72,10 @@ describe("pendingEvent and pendingInterruption exceptions", () => {
     expect(ax(guest)).toBe(BigInt(CODE + 2)); // after STI's shadow: past the NOP
   });
 
-  it("refuse NMIs, exception vectors above 31 and vectors above 255 with invalidArg, changing nothing", () => {
+  it("refuse an NMI with another vector than 2, exception vectors above 31 and vectors above 255 with invalidArg, changing nothing", () => {
     const guest = guestWith([0xf4]);
     const base = { interruptionPending: true, deliverErrorCode: false, instructionLength: 0, nestedEvent: false, errorCode: 0 } as const;
-    expectWhvError(() => guest.set(["pendingInterruption"], [{ ...base, interruptionType: 2, interruptionVector: 2 }]), "invalidArg", E_INVALIDARG);
+    expectWhvError(() => guest.set(["pendingInterruption"], [{ ...base, interruptionType: 2, interruptionVector: 3 }]), "invalidArg", E_INVALIDARG);
     expectWhvError(() => guest.set(["pendingInterruption"], [{ ...base, interruptionType: 3, interruptionVector: 32 }]), "invalidArg", E_INVALIDARG);
     expectWhvError(() => guest.set(["pendingEvent"], [{ eventPending: true, eventType: "extInt", vector: 256 }]), "invalidArg", E_INVALIDARG);
     expect(guest.get(["pendingEvent"])[0]).toEqual({ eventPending: false });
@@ -91,12 +91,14 @@ describe("event-state and MSR-backed registers", () => {
     expect(guest.get(["x64Star", "x64Lstar", "x64Cstar", "x64Sfmask", "x64TscAux", "x64KernelGsBase"])).toEqual([...values]);
   });
 
-  it("round-trip x64PendingDebugException, interruptState and internalActivityState; refuse nmiMasked and startup suspend", () => {
+  it("round-trip x64PendingDebugException, interruptState (NMI blocking too) and internalActivityState; refuse startup suspend", () => {
     const guest = guestWith([0xf4]);
     const pending = { ...NO_DEBUG, breakpoint2: true, singleStep: true };
     guest.set(["x64PendingDebugException", "interruptState"], [pending, { interruptShadow: true, nmiMasked: false }]);
     expect(guest.get(["x64PendingDebugException", "interruptState"])).toEqual([pending, { interruptShadow: true, nmiMasked: false }]);
-    expectWhvError(() => guest.set(["interruptState"], [{ interruptShadow: false, nmiMasked: true }]), "invalidArg", E_INVALIDARG);
+    guest.set(["interruptState"], [{ interruptShadow: false, nmiMasked: true }]);
+    expect(guest.get(["interruptState"])).toEqual([{ interruptShadow: false, nmiMasked: true }]);
+    guest.set(["interruptState"], [{ interruptShadow: true, nmiMasked: false }]);
     expectWhvError(() => guest.set(["internalActivityState"], [{ startupSuspend: true, haltSuspend: false, idleSuspend: false }]), "invalidArg", E_INVALIDARG);
     expect(guest.get(["interruptState"])[0].interruptShadow).toBe(true);
   });
@@ -297,5 +299,27 @@ describe("GPA protection and dirty pages", () => {
     expectExit(await guest.run(), "x64Halt");
     expect(guest.ram[0x5000]).toBe(2);
     expectWhvError(() => guest.platform.protectGpaRange(guest.partition, 0x10000n, 0x1000n, 0), "gpaRangeNotFound", 0x80370305);
+  });
+});
+
+describe("NMI injection", () => {
+  it("delivers an injected NMI (type 2) through vector 2 whatever IF says, and blocks the next one until IRET", async () => {
+    // Real mode: IVT entry 2 → 0000:2000 (inc bx; iret); main code: cli; hlt; hlt.
+    const guest = guestWith([0xfa, 0xf4, 0xf4]);
+    const view = new DataView(guest.ram.buffer);
+    view.setUint16(8, 0x2000, true);
+    view.setUint16(10, 0, true);
+    guest.ram.set([0x43, 0xcf], 0x2000);
+    const nmi = { interruptionPending: true, interruptionType: 2, interruptionVector: 2, deliverErrorCode: false, instructionLength: 0, nestedEvent: false, errorCode: 0 } as const;
+    expectExit(await guest.run(), "x64Halt"); // IF = 0: a halted wait
+    guest.set(["pendingInterruption"], [nmi]);
+    expect(guest.get(["pendingInterruption"])[0]).toMatchObject({ interruptionPending: true, interruptionType: 2 });
+    expectExit(await guest.run(), "x64Halt");
+    expect(guest.get(["x64Rbx", "interruptState"])).toEqual([1n, { interruptShadow: false, nmiMasked: false }]);
+    // With NMI blocking set (as inside a handler) an injected NMI waits.
+    guest.set(["interruptState", "pendingInterruption"], [{ interruptShadow: false, nmiMasked: true }, nmi]);
+    expectExit(await guest.run(), "x64Halt");
+    expect(guest.get(["x64Rbx"])).toEqual([1n]);
+    expect(guest.get(["pendingInterruption"])[0]).toMatchObject({ interruptionPending: true, interruptionType: 2 });
   });
 });

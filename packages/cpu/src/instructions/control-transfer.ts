@@ -231,6 +231,7 @@ function icebp(cpu: Cpu): void {
 
 function iret(cpu: Cpu): void {
   const size32 = cpu.operandSize32 !== 0;
+  cpu.nmiMasked = false; // IRET ends NMI blocking, even if it then faults (SDM 6.7.1)
   if (!cpu.protectedMode) {
     cpu.saveStackForFault();
     const offset = size32 ? cpu.pop32() : cpu.pop16();
