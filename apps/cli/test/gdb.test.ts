@@ -3,8 +3,9 @@
  * its labels as ELF symbols, so the expected addresses come from gdb reading the ELF, not
  * from vmmkit.
  */
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { guest } from "./helpers.js";
+import { guest, temporaryDirectory, vmmkit as runVmmkit } from "./helpers.js";
 import { gdbAvailable, gdbSession } from "./gdb-session.js";
 
 const image = guest("gdb-target/gdb-target.elf");
@@ -191,6 +192,17 @@ describe.runIf(gdbAvailable || process.env.CI)("gdb against vmmkit run --gdb", (
     expect(gdb).toMatch(/MMIO 0x[0-9a-f]+\+4\s+enabled\s+hits 1/);
     expect(vmmkit.stdout).toContain("result 4660\nint3 handled\n");
     expect(vmmkit.status).toBe(33);
+  }, 60_000);
+
+  it("saves the held machine with monitor save, and vmmkit restore continues from that instruction", async () => {
+    const state = join(temporaryDirectory(), "held.state");
+    const { vmmkit, gdb } = await session(["break *report_site", "continue", "delete", `monitor save ${state}`, "kill"].join("\n"));
+    expect(gdb).toMatch(/saved \d+ bytes to /);
+    expect(vmmkit.stdout).toBe("gdb-target: 12345\n"); // killed at report_site
+    const restored = await runVmmkit("restore", state);
+    // From report_site on: the result line, then the INT3 part.
+    expect(restored.stdout).toBe("result 4660\nint3 handled\n");
+    expect(restored.status).toBe(33);
   }, 60_000);
 
   it("answers monitor commands: help, state, a port-I/O breakpoint with its hit count", async () => {

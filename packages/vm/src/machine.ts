@@ -945,6 +945,21 @@ export class Vm<Exit extends EngineExit = EngineExit> {
     progress(100);
   }
 
+  /**
+   * Writes the machine's state now, with no state change: for a host that itself keeps every
+   * vCPU out of the engine for the whole call (a debugger holding the machine at a stop), so
+   * the units see a machine at rest without a suspend. The result is an ordinary non-live
+   * saved state that `load` accepts. Only while Running or Suspended; not on a vCPU.
+   */
+  async saveHeld(options: Pick<SaveOptions, "sink" | "onProgress">): Promise<void> {
+    this.requireHandle();
+    if (this.currentVcpu !== NIL_VCPU) throw new VmError("CalledOnVcpu", `saveHeld must not be called on a vCPU (called on vCPU ${this.currentVcpu})`);
+    if (options === null || typeof options !== "object" || typeof options.sink?.write !== "function") throw new VmError("InvalidPointer", "saveHeld needs a sink with a write function");
+    const state = this.currentState;
+    if (state !== S.Running && state !== S.Suspended) throw new VmError("InvalidVmState", `saveHeld is not allowed in state ${state} (allowed from: ${S.Running}, ${S.Suspended})`);
+    await this.writeNonLive(new SavedStateWriter(options.sink), [...this.units.values()], progressReporter(options.onProgress));
+  }
+
   private async writeNonLive(writer: SavedStateWriter, units: readonly SavedStateUnit[], progress: (percent: number) => void): Promise<void> {
     for (const unit of units) unit.savePrep?.(false);
     progress(0);

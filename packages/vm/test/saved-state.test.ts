@@ -663,3 +663,26 @@ describe("a restored guest continues exactly where it stopped", { timeout: 20_00
     await source.vm.powerOff();
   });
 });
+
+describe("saveHeld: a save while the host holds every vCPU (a debugger stop)", () => {
+  it("writes a state a fresh VM loads, without any state change", async () => {
+    const source = makeMachine();
+    source.ram.set([7, 8, 9], 0x2000);
+    source.vm.forceState(S.Running);
+    const sink = new MemorySink();
+    await source.vm.saveHeld({ sink });
+    expect(source.transitions).toEqual([]);
+    expect(source.vm.state).toBe(S.Running);
+    const target = makeMachine();
+    await target.vm.load({ source: memorySource(sink.bytes()) });
+    expect(target.ram).toEqual(source.ram);
+    expect(target.vm.state).toBe(S.Suspended);
+  });
+
+  it("is refused outside Running and Suspended, and without a sink", async () => {
+    const machine = makeMachine();
+    expectVmError(await rejection(machine.vm.saveHeld({ sink: new MemorySink() })), "InvalidVmState"); // Created
+    machine.vm.forceState(S.Running);
+    expectVmError(await rejection(machine.vm.saveHeld({ sink: null as never })), "InvalidPointer");
+  });
+});

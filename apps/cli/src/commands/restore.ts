@@ -123,6 +123,15 @@ export async function runMachineSession(
       log: (line) => io.stderr.write(`\r\nvmmkit: ${line}\r\n`),
     });
     if (options.gdb !== undefined) {
+      // `monitor save PATH` while gdb holds the machine: every vCPU is parked, so the state is
+      // written as it stands, and `vmmkit restore PATH` continues from there.
+      machine.debug.addMonitorCommand("save", "save PATH                          write the machine's state to PATH (vmmkit restore PATH continues it)", async (path, print) => {
+        if (path.trim() === "") throw new Error("usage: monitor save PATH");
+        const breakpoints = breakpointCount(machine);
+        if (breakpoints > 0) throw new Error(`${breakpoints} breakpoint(s) are set; delete them first (a saved state keeps none)`);
+        const bytes = await writeFileAtomically(path.trim(), (sink) => machine.vm.saveHeld({ sink }));
+        print(`saved ${bytes} bytes to ${path.trim()}\n`);
+      });
       gdb = await listenForGdb(machine.debug, options.gdb, (line) => io.stderr.write(`vmmkit: ${line}\n`));
       const where = `${options.gdb.host}:${gdb.port}`;
       io.stderr.write(`vmmkit: gdb server listening on ${where}${options.waitGdb === true ? " (waiting for gdb before the first instruction)" : ""}\n`);

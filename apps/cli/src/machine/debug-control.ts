@@ -81,7 +81,9 @@ export class DebugControl implements GdbTarget {
   /** Armed MMIO breakpoint ranges: the pgm handlers placed for each, and those over device MMIO. */
   private readonly watched: WatchedRange[] = [];
   readonly cpuCount: number;
-  readonly monitorHelp: readonly string[];
+  private readonly baseMonitorHelp: readonly string[];
+  /** Monitor commands added after construction (by the session that runs the machine). */
+  private readonly extraMonitor = new Map<string, { help: string; run: (args: string, print: (text: string) => void) => Promise<void> | void }>();
 
   private listener: StopListener | null = null;
   /** The machine is held for the debugger: no vCPU enters the accelerator. */
@@ -112,7 +114,7 @@ export class DebugControl implements GdbTarget {
     options: { waitForDebugger?: boolean } = {},
   ) {
     this.cpuCount = parts.cpuCount;
-    this.monitorHelp = parts.monitorHelp ?? [];
+    this.baseMonitorHelp = parts.monitorHelp ?? [];
     this.stopped = options.waitForDebugger === true;
     this.held = new Uint8Array(parts.cpuCount);
     this.stepping = new Uint8Array(parts.cpuCount);
@@ -374,9 +376,25 @@ export class DebugControl implements GdbTarget {
     return `vCPU ${cpu} at ${hex(cs.selector)}:${hex(Number(rip))}`;
   }
 
+  get monitorHelp(): readonly string[] {
+    return [...this.baseMonitorHelp, ...[...this.extraMonitor.values()].map((command) => command.help)];
+  }
+
+  /** Adds a `monitor NAME …` command; `run` gets the rest of the line. */
+  addMonitorCommand(name: string, help: string, run: (args: string, print: (text: string) => void) => Promise<void> | void): void {
+    this.extraMonitor.set(name, { help, run });
+  }
+
   monitor(command: string, print: (text: string) => void): Promise<boolean> | boolean {
+    const space = command.indexOf(" ");
+    const extra = this.extraMonitor.get(space < 0 ? command : command.slice(0, space));
+    if (extra !== undefined) {
+      const done = extra.run(space < 0 ? "" : command.slice(space + 1), print);
+      return done instanceof Promise ? done.then(() => true) : true;
+    }
     return this.parts.monitor?.(command, print) ?? false;
   }
+
 
   // ---- the IoBreakpointChecker for iom -----------------------------------------------------
 
