@@ -848,6 +848,7 @@ export class WhvPlatform {
     if (cpu.halted) return this.stepExit(processor); // nothing to execute while interrupts are held
     const bitmap = cpu.exceptionExitBitmap;
     const pending = cpu.pendingInterrupt;
+    const nmi = cpu.nmiPending;
     const window = cpu.interruptWindowExit;
     const watching = cpu.watchingData;
     const dr6 = cpu.dr[6]!;
@@ -856,6 +857,7 @@ export class WhvPlatform {
     cpu.watchingData = true; // a REP string instruction gives way after each iteration
     if (suppress) {
       cpu.pendingInterrupt = -1;
+      cpu.nmiPending = false; // NMIs are held too (spec D.2 #22)
       cpu.interruptWindowExit = false;
     }
     let exit: RunExit;
@@ -866,6 +868,7 @@ export class WhvPlatform {
       cpu.watchingData = watching;
       if (suppress) {
         if (cpu.pendingInterrupt < 0) cpu.pendingInterrupt = pending;
+        cpu.nmiPending ||= nmi;
         cpu.interruptWindowExit = window;
       }
     }

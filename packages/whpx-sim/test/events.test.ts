@@ -323,3 +323,21 @@ describe("NMI injection", () => {
     expect(guest.get(["pendingInterruption"])[0]).toMatchObject({ interruptionPending: true, interruptionType: 2 });
   });
 });
+
+describe("NMIs and the host single-step", () => {
+  it("holds a pending NMI during a host step and delivers it on the next normal run", async () => {
+    // IVT entry 2 → 0000:2000 (inc bx; iret); main code: nop; nop; cli; hlt
+    const guest = guestWith([0x90, 0x90, 0xfa, 0xf4]);
+    const view = new DataView(guest.ram.buffer);
+    view.setUint16(8, 0x2000, true);
+    view.setUint16(10, 0, true);
+    guest.ram.set([0x43, 0xcf], 0x2000);
+    guest.set(["pendingInterruption"], [{ interruptionPending: true, interruptionType: 2, interruptionVector: 2, deliverErrorCode: false, instructionLength: 0, nestedEvent: false, errorCode: 0 }]);
+    const step = await guest.run({ singleStep: true });
+    expect(step.exitReason).toBe("exception");
+    expect(guest.get(["x64Rbx"])).toEqual([0n]); // not delivered during the step
+    expect(guest.get(["pendingInterruption"])[0]).toMatchObject({ interruptionPending: true, interruptionType: 2 });
+    expectExit(await guest.run(), "x64Halt");
+    expect(guest.get(["x64Rbx"])).toEqual([1n]); // delivered by the normal run
+  });
+});
